@@ -1,0 +1,45 @@
+# Set-up and entry points. `make demo` and `make test` work on a fresh clone with Python >= 3.10.
+# TORCH_INDEX picks the torch build: CPU wheels by default (small, no GPU); on a GPU machine run
+#   make venv TORCH_BUILD=cu128
+# to install the CUDA build of the same pinned version.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION := 2.13.0
+TORCH_BUILD ?= cpu
+TORCH_INDEX ?= https://download.pytorch.org/whl/$(TORCH_BUILD)
+SNAKEMAKE := $(BIN)/snakemake
+
+.PHONY: venv demo test test-fast lint dryrun-paper bench clean-demo
+
+$(BIN)/activate: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# Install torch first, as the chosen build, so the project's torch==$(TORCH_VERSION) pin is already met.
+	# pip resolves "torch==$(TORCH_VERSION)+$(TORCH_BUILD)" from a local wheel or the PyTorch index.
+	$(BIN)/pip install -q "torch==$(TORCH_VERSION)+$(TORCH_BUILD)" || \
+		$(BIN)/pip install -q --index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple "torch==$(TORCH_VERSION)"
+	$(BIN)/pip install -q -e ".[test]"
+	touch $(BIN)/activate
+
+venv: $(BIN)/activate
+
+demo: venv
+	$(SNAKEMAKE) --profile profiles/demo results/summary.csv
+	@echo "demo done: results/summary.csv"
+
+test: venv
+	$(BIN)/python -m pytest -q tests
+
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not integration" tests
+
+lint: venv
+	$(SNAKEMAKE) --lint
+	$(SNAKEMAKE) --configfile config/demo.yaml --lint
+
+dryrun-paper: venv
+	$(SNAKEMAKE) --profile slurm -n results/summary.csv
+
+clean-demo:
+	rm -rf data/demo data/splits results/models results/eval results/summary.csv logs .snakemake

@@ -1,0 +1,19 @@
+# MLLMU-Bench multimodal unlearning study as one DAG. Default target: results/summary.csv.
+#   snakemake --profile profiles/demo          offline demo (synthetic data, tiny LLaVA, CPU)
+#   snakemake --profile slurm results/summary.csv   the paper's study on a SLURM cluster
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/unlearn.smk"
+include: "rules/eval.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/summary.csv",

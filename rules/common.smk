@@ -1,0 +1,114 @@
+# Config validation, paths and input functions shared by every rule file.
+import hashlib
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+validate(config, "../schemas/config.schema.yaml", set_default=True)
+
+REPO = Path(workflow.basedir)
+DATA_ROOT = config["data"]["root"]
+BENCH = f"{DATA_ROOT}/MLLMU-Bench"
+STUDY = config["study"]
+SEED = config["seed"]
+
+
+def _check_study():
+    """Names in `study` must exist in their registries/config blocks: fail at start-up, not mid-run."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "src"))
+    from mmunlearn.eval.tasks import TASKS
+    from mmunlearn.train.losses import LOSSES
+
+    for m in STUDY["models"]:
+        if m not in config["models"]:
+            raise ValueError(f"config: study.models names '{m}', which has no entry under 'models:'")
+        if config["models"][m]["source"] == "tiny" and "pretrain" not in config["models"][m]:
+            raise ValueError(f"config: models.{m} is tiny but has no 'pretrain' block")
+    for method in STUDY["methods"]:
+        if method not in LOSSES:
+            raise ValueError(f"config: study.methods names unknown method '{method}'; known: {sorted(LOSSES)}")
+        if method not in config["methods"]:
+            raise ValueError(f"config: study.methods names '{method}', which has no block under 'methods:'")
+    for task in STUDY["tasks"]:
+        if task not in TASKS:
+            raise ValueError(f"config: study.tasks names unknown task '{task}'; known: {sorted(TASKS)}")
+
+
+_check_study()
+
+
+def code_version(*paths):
+    """Content hash of the code a rule runs (scripts and package modules), used as a param so that editing
+    the code reruns the rule while a new git commit alone does not."""
+    h = hashlib.sha256()
+    for rel in paths:
+        p = REPO / rel
+        files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
+        for f in files:
+            h.update(str(f.relative_to(REPO)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+PKG = "src/mmunlearn"
+CODE_COMMON = [f"{PKG}/io.py", f"{PKG}/data", f"{PKG}/models"]
+
+
+def threads_for(kind):
+    return config["threads"]["gpu_job" if kind == "gpu" else "default"]
+
+
+def gpu_resources():
+    """GPU request in the form the site's SLURM expects (config slurm.gpu_request); none for tiny CPU runs."""
+    if all(config["models"][m]["source"] == "tiny" for m in STUDY["models"]):
+        return {}
+    return {"gpu": 1} if config["slurm"]["gpu_request"] == "gpu" else {"gres": "gpu:1"}
+
+
+def base_source(model):
+    """Where a model's base weights come from: the hub id, or the tiny base this workflow pre-trains."""
+    entry = config["models"][model]
+    return entry["hub_id"] if entry["source"] == "hub" else f"results/models/{model}/base/model"
+
+
+def base_input(wildcards):
+    entry = config["models"][wildcards.model]
+    return [f"results/models/{wildcards.model}/base"] if entry["source"] == "tiny" else []
+
+
+def run_names(ratio=None):
+    """Every model run of the study: base, vanilla, and per forget ratio the oracle and each unlearned model."""
+    ratios = STUDY["forget_ratios"] if ratio is None else [ratio]
+    runs = ["base", "vanilla"]
+    for r in ratios:
+        runs.append(f"oracle_{r}")
+        runs += [f"{m}_{v}_{r}" for m in STUDY["methods"] for v in STUDY["unlearn_modalities"]]
+    return runs
+
+
+def eval_splits(run):
+    """Splits a run is evaluated on. base/vanilla do not depend on a ratio: their forget/test/retain
+    evaluations exist once per ratio, their celebrity evaluation once."""
+    if run in ("base", "vanilla"):
+        out = [f"{s}_{r}" for r in STUDY["forget_ratios"] for s in STUDY["splits"] if s != "celebrity"]
+        return out + (["celebrity"] if "celebrity" in STUDY["splits"] else [])
+    ratio = run.rsplit("_", 1)[1]
+    return [s if s == "celebrity" else f"{s}_{ratio}" for s in STUDY["splits"]]
+
+
+def all_eval_outputs():
+    return [f"results/eval/{m}/{run}/{split}.json" for m in STUDY["models"] for run in run_names()
+            for split in eval_splits(run)]
+
+
+wildcard_constraints:
+    model=r"[A-Za-z0-9.\-]+",
+    ratio=r"\d+",
+    method=r"[a-z][a-z0-9]*(_[a-z0-9]+)*?",
+    modality=r"multimodal|text",
+    run=r"base|vanilla|oracle_\d+|[a-z][a-z0-9_]*_(multimodal|text)_\d+",
+    split=r"(forget|test|retain)_\d+|celebrity",

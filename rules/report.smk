@@ -1,0 +1,18 @@
+# Aggregation: every evaluation's metrics into one tidy table.
+
+
+localrules:
+    aggregate,
+
+
+rule aggregate:
+    input:
+        metrics=all_eval_outputs(),
+    output:
+        summary="results/summary.csv",
+    params:
+        code=code_version(f"{PKG}/io.py", f"{PKG}/report", "workflow_scripts/aggregate.py"),
+    log:
+        "logs/aggregate.log",
+    script:
+        "../workflow_scripts/aggregate.py"

@@ -1,0 +1,68 @@
+# Training: tiny base (demo only), vanilla LoRA fine-tune on all fictitious profiles, oracle per forget ratio.
+
+CODE_TRAIN = [*CODE_COMMON, f"{PKG}/train"]
+
+
+rule pretrain_tiny_base:
+    input:
+        data=DATA_ROOT,
+    output:
+        run=directory("results/models/{model}/base"),
+    params:
+        model_cfg=lambda wc: config["models"][wc.model],
+        seed=SEED,
+        code=code_version(*CODE_TRAIN, "workflow_scripts/pretrain_tiny_base.py"),
+    threads: threads_for("gpu")
+    resources:
+        runtime=30,
+    log:
+        "logs/pretrain_tiny_base/{model}.log",
+    script:
+        "../workflow_scripts/pretrain_tiny_base.py"
+
+
+rule finetune_vanilla:
+    input:
+        data=DATA_ROOT,
+        base=base_input,
+    output:
+        run=directory("results/models/{model}/vanilla"),
+    params:
+        model_cfg=lambda wc: config["models"][wc.model],
+        base_source=lambda wc: base_source(wc.model),
+        hp=config["finetune"],
+        seed=SEED,
+        code=code_version(*CODE_TRAIN, "workflow_scripts/finetune.py"),
+    threads: threads_for("gpu")
+    resources:
+        runtime=24 * 60,
+        mem_mb=64000,
+        **gpu_resources(),
+    log:
+        "logs/finetune_vanilla/{model}.log",
+    script:
+        "../workflow_scripts/finetune.py"
+
+
+rule finetune_oracle:
+    input:
+        data=DATA_ROOT,
+        base=base_input,
+        split="data/splits/forget_{ratio}.json",
+    output:
+        run=directory("results/models/{model}/oracle_{ratio}"),
+    params:
+        model_cfg=lambda wc: config["models"][wc.model],
+        base_source=lambda wc: base_source(wc.model),
+        hp=config["oracle"],
+        seed=SEED,
+        code=code_version(*CODE_TRAIN, "workflow_scripts/finetune.py"),
+    threads: threads_for("gpu")
+    resources:
+        runtime=24 * 60,
+        mem_mb=64000,
+        **gpu_resources(),
+    log:
+        "logs/finetune_oracle/{model}_{ratio}.log",
+    script:
+        "../workflow_scripts/finetune.py"

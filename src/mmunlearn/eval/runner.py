@@ -1,0 +1,91 @@
+"""Evaluate one model run on one split: every configured task x input modality, per-sample records and
+metrics. Splits are read exactly as the original reads them (spec §5): the published forget/retain folders
+when present (Full_Set filtered by the split's IDs otherwise), Test_Set restricted to the forget IDs with the
+seeded image choice, and Retain_Set for the celebrities. Few-shot demonstrations come from Full_Set."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from ..data.schema import MODALITIES, read_benchmark_folder
+from ..models.registry import VisionLanguageModel
+from .tasks import EvalContext, get_task
+
+log = logging.getLogger(__name__)
+
+
+def split_profiles(bench_root: str | Path, split: str, split_info: dict) -> tuple[list, dict[str, bytes]]:
+    """The profiles of ``split`` and the image each is shown with."""
+    bench = Path(bench_root)
+    ratio = split_info["forget_ratio"]
+    if split == "celebrity":
+        profiles = read_benchmark_folder(bench / "Retain_Set")[0]
+        ids = split_info["celebrity_ids"]
+    elif split == "test":
+        profiles = read_benchmark_folder(bench / "Test_Set")[0]
+        ids = split_info["forget_ids"]
+    else:
+        ids = split_info["forget_ids"] if split == "forget" else split_info["retain_ids"]
+        folder = bench / (f"forget_{ratio}" if split == "forget" else f"retain_{100 - ratio}")
+        profiles = read_benchmark_folder(folder if folder.is_dir() else bench / "Full_Set")[0]
+    missing = [i for i in ids if i not in profiles]
+    if missing:
+        raise ValueError(f"split '{split}': {len(missing)} IDs missing from the data, e.g. {missing[:3]}")
+    chosen = [profiles[i] for i in ids]
+    if split == "test":
+        images = {p.id: p.images[split_info["test_image_index"][p.id] % len(p.images)] for p in chosen}
+    else:
+        images = {p.id: p.image for p in chosen}
+    return chosen, images
+
+
+def evaluate_split(vlm: VisionLanguageModel, bench_root: str | Path, split: str, split_info: dict,
+                   tasks: list[str], eval_cfg: dict) -> tuple[list[dict], list[dict]]:
+    profiles, images = split_profiles(bench_root, split, split_info)
+    full = read_benchmark_folder(Path(bench_root) / "Full_Set")[0]
+    samples, metrics = [], []
+    for task_name in tasks:
+        task = get_task(task_name)
+        demo_ids = split_info["fewshot_ids"][split].get(task_name, [])
+        ctx = EvalContext(vlm=vlm, split=split, fewshot_profiles=[full[i] for i in demo_ids if i in full],
+                          images=images, batch_size=eval_cfg["batch_size"],
+                          max_new_tokens=eval_cfg["max_new_tokens"][task_name],
+                          stopping_rule=eval_cfg.get("stopping_rule", True))
+        for modality in MODALITIES:
+            t0 = time.time()
+            scored = task.run(profiles, modality, ctx)
+            for s in scored:
+                s.update(task=task_name, input_modality=modality)
+            samples += scored
+            for metric in task.metrics:
+                values = [s["score"][metric] for s in scored if metric in s["score"]]
+                metrics.append({"input_modality": modality, "task": task_name, "metric": metric,
+                                "value": sum(values) / len(values) if values else None, "n": len(values)})
+            log.info("%s/%s/%s: %d items in %.1f s: %s", split, task_name, modality, len(scored), time.time() - t0,
+                     ", ".join(f"{m['metric']}={m['value']:.3f}" for m in metrics[-len(task.metrics):]
+                               if m["value"] is not None))
+    return samples, metrics
+
+
+def run_identity(model: str, run: str, split: str, seed: int) -> dict:
+    """The summary.csv key columns of one evaluation, from the run and split names of the DAG.
+
+    Runs: ``base``, ``vanilla``, ``oracle_<ratio>``, ``<method>_<multimodal|text>_<ratio>``; splits:
+    ``<forget|test|retain>_<ratio>`` or ``celebrity``. ``forget_ratio`` is None where nothing depends on one
+    (base and vanilla on the celebrity set).
+    """
+    split_name, _, split_ratio = split.partition("_")
+    if run in ("base", "vanilla"):
+        method, modality, run_ratio = run, "none", None
+    elif run.startswith("oracle_"):
+        method, modality, run_ratio = "oracle", "none", run.split("_")[1]
+    else:
+        head, run_ratio = run.rsplit("_", 1)
+        method, modality = head.rsplit("_", 1)
+    ratio = split_ratio or run_ratio
+    if split_ratio and run_ratio and split_ratio != run_ratio:
+        raise ValueError(f"run {run} (ratio {run_ratio}) evaluated on split {split}")
+    return {"model": model, "method": method, "unlearn_modality": modality,
+            "forget_ratio": int(ratio) if ratio else None, "seed": seed, "split": split_name}

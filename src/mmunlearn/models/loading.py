@@ -1,0 +1,47 @@
+"""Loading a model run: the base weights, then the chain of adapters that made it.
+
+A run is stored as a LoRA adapter (safetensors) plus the processor, never as a merged model. An unlearning
+run's adapter was trained on top of the merged vanilla model, so loading it means: base, merge the vanilla
+adapter, apply (and for evaluation merge) the run's own adapter. ``run.json`` beside each adapter names its
+parent, so the chain is read from disk rather than re-derived.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from .registry import DTYPES, VisionLanguageModel, family
+
+log = logging.getLogger(__name__)
+
+
+def adapter_chain(run_dir: str | Path | None) -> list[Path]:
+    chain = []
+    while run_dir:
+        run_dir = Path(run_dir)
+        meta = json.loads((run_dir / "run.json").read_text())
+        chain.insert(0, run_dir / "adapter")
+        run_dir = meta.get("parent_run")
+    return chain
+
+
+def load_model(model_cfg: dict, base_source: str, run_dir: str | Path | None = None, dtype: str | None = None,
+               device_map=None, merge: bool = True) -> VisionLanguageModel:
+    """Base model plus every adapter of ``run_dir``'s chain, merged into the weights."""
+    from peft import PeftModel
+
+    fam = family(model_cfg["family"])
+    torch_dtype = DTYPES[dtype or model_cfg["dtype"]]
+    revision = model_cfg.get("revision") if model_cfg.get("source") == "hub" else None
+    model, processor = fam.load(base_source, revision, torch_dtype, device_map)
+    for adapter in adapter_chain(run_dir):
+        log.info("applying adapter %s", adapter)
+        model = PeftModel.from_pretrained(model, adapter)
+        if merge:
+            model = model.merge_and_unload()
+    model.eval()
+    return VisionLanguageModel(model, processor, model_cfg["family"])

@@ -1,0 +1,52 @@
+"""Aggregation: metrics JSON files -> the tidy ``results/summary.csv``.
+
+Columns (fixed; later stages rely on them): model, method, unlearn_modality, forget_ratio, seed, split,
+input_modality, task, metric, value, n. ``value`` is a fraction in [0, 1]; ``forget_ratio`` is empty where a
+row depends on no ratio. A metrics file that is missing or malformed is an error naming it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from ..io import write_text_atomic
+
+COLUMNS = ["model", "method", "unlearn_modality", "forget_ratio", "seed", "split", "input_modality", "task",
+           "metric", "value", "n"]
+
+
+def summary_rows(metric_files: list[str | Path]) -> list[dict]:
+    missing = [str(f) for f in metric_files if not Path(f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} evaluation result(s) missing: {', '.join(missing)}")
+    rows = []
+    for f in metric_files:
+        try:
+            doc = json.loads(Path(f).read_text())
+            key = {c: doc[c] for c in COLUMNS[:6]}
+            for r in doc["results"]:
+                value = r["value"]
+                if value is not None and not 0.0 <= value <= 1.0:
+                    raise ValueError(f"value {value} of {r['metric']} is not a fraction in [0, 1]")
+                rows.append({**key, **{c: r[c] for c in COLUMNS[6:]}})
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValueError(f"{f}: malformed metrics file ({exc!r})") from None
+    order = {c: i for i, c in enumerate(["base", "vanilla", "oracle"])}
+    rows.sort(key=lambda r: (r["model"], r["forget_ratio"] or 0, order.get(r["method"], 9), r["method"],
+                             r["unlearn_modality"], r["split"], r["input_modality"], r["task"], r["metric"]))
+    return rows
+
+
+def write_summary(metric_files: list[str | Path], out: str | Path) -> int:
+    rows = summary_rows(metric_files)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({**r, "forget_ratio": "" if r["forget_ratio"] is None else r["forget_ratio"],
+                         "value": "" if r["value"] is None else f"{r['value']:.6f}"})
+    write_text_atomic(out, buf.getvalue())
+    return len(rows)

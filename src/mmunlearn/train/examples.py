@@ -1,0 +1,76 @@
+"""Training items built from profiles' QA pairs: the fine-tuning data mix and the unlearning sets.
+
+Formats (each a documented option of the data mix; all work on the real ``metadata`` QA pairs too):
+
+- ``qa``: the original's sample, ``USER: <image>\\n{Question}\\nASSISTANT: {Answer}`` (spec §2.1);
+- ``qa_text``: the same fact as text with the person named and no image: the text-only variant. The name comes
+  from the profile's biography (``Profile.name``) and replaces the phrases that point at the image;
+- ``mcq``: the classification prompt format built from a QA pair, with three distractors drawn from the answers
+  other profiles give to the same QA slot, options shuffled (``mcq`` with image, ``mcq_text`` without).
+
+A tiny model cannot move knowledge from QA form into the letter format by itself (shared/notes); the paper
+config trains on ``qa`` only, as the original does.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from ..data.schema import Profile
+from ..models import prompts
+
+FORMATS = ("qa", "qa_text", "mcq", "mcq_text")
+_IMAGE_REFERENCE = re.compile(r"\b(the person in (the|this) image|the person shown|this person)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TrainItem:
+    prompt: str
+    answer: str
+    images: tuple[bytes, ...] = ()
+
+
+def name_the_person(question: str, name: str) -> str:
+    """Rewrite an image-referring question so that it names the person instead."""
+    return _IMAGE_REFERENCE.sub(name, question)
+
+
+def items_for(profiles: list[Profile], fmt: str, train_prompt, rng: random.Random) -> list[TrainItem]:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown training format '{fmt}'; known: {FORMATS}")
+    with_image = not fmt.endswith("_text")
+    out = []
+    for p in profiles:
+        name = p.name()
+        if not with_image and not name:
+            raise ValueError(f"profile {p.id}: no name found in its biography for the text-only variant")
+        for slot, qa in enumerate(p.qa):
+            question = qa.question if with_image else name_the_person(qa.question, name)
+            images = (p.image,) if with_image else ()
+            if fmt.startswith("qa"):
+                out.append(TrainItem(train_prompt(question, with_image), " " + qa.answer, images))
+                continue
+            pool = sorted({o.qa[slot].answer for o in profiles if slot < len(o.qa)} - {qa.answer})
+            if len(pool) < 3:
+                continue
+            options = rng.sample(pool, 3) + [qa.answer]
+            rng.shuffle(options)
+            opts = dict(zip("ABCD", options))
+            letter = "ABCD"[options.index(qa.answer)]
+            out.append(TrainItem(prompts.mc_prompt(question, opts, with_image), " " + letter, images))
+    return out
+
+
+def build_mix(profiles: list[Profile], formats: list[str], train_prompt, seed: int,
+              replay: list[Profile] = (), replay_formats: list[str] = (), replay_fraction: float = 0.0) -> list[TrainItem]:
+    """The fine-tuning mix: every format of ``profiles``, plus ``replay_fraction`` of the total as items about
+    ``replay`` profiles (knowledge the base already has), which keeps a small model's formats from eroding."""
+    rng = random.Random(seed)
+    items = [it for fmt in formats for it in items_for(profiles, fmt, train_prompt, rng)]
+    if replay and replay_fraction > 0:
+        pool = [it for fmt in replay_formats for it in items_for(list(replay), fmt, train_prompt, rng)]
+        k = round(len(items) * replay_fraction / (1 - replay_fraction))
+        items += [pool[i % len(pool)] for i in rng.sample(range(max(k, len(pool))), k)] if pool else []
+    return items

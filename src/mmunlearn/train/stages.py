@@ -1,0 +1,170 @@
+"""The training stages the workflow runs: tiny-base pre-training (demo only), LoRA fine-tuning (vanilla and
+oracle) and unlearning. Each writes its output folder atomically: adapter (safetensors) + processor +
+``run.json`` (provenance, resolved settings, LoRA-adapted modules) + ``loss_log.csv``."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import torch
+
+from ..data.schema import Profile, read_benchmark_folder, read_training_folder
+from ..io import atomic_dir, provenance, write_json_atomic
+from ..models import prompts
+from ..models.loading import load_model
+from ..models.registry import VisionLanguageModel, family
+from ..models.tiny import build_tiny_llava, train_tokenizer
+from .examples import build_mix, items_for
+from .losses import get_loss
+from .trainer import TrainConfig, train
+
+log = logging.getLogger(__name__)
+
+
+def encode_items(vlm: VisionLanguageModel, items, append_eos: bool, max_length: int | None):
+    """Tokenise training items once. ``max_length`` bounds the *text* tokens (image tokens excluded: 576 LLaVA
+    image tokens alone exceed the paper's 384); longer items are cut at the end and counted."""
+    out, cut = [], 0
+    image_id = vlm.tokenizer.convert_tokens_to_ids(prompts.IMAGE_TOKEN)
+    for it in items:
+        enc = vlm.encode(it.prompt, it.answer, it.images, append_eos=append_eos)
+        if max_length:
+            n_text = sum(t != image_id for t in enc.input_ids)
+            if n_text > max_length:
+                enc.input_ids = enc.input_ids[: len(enc.input_ids) - (n_text - max_length)]
+                cut += 1
+        out.append(enc)
+    if cut:
+        log.warning("%d of %d training items were longer than max_length=%s text tokens and were cut",
+                    cut, len(items), max_length)
+    return out
+
+
+def train_config(hp: dict, seed: int) -> TrainConfig:
+    keys = TrainConfig.__dataclass_fields__
+    return TrainConfig(seed=seed, **{k: v for k, v in hp.items() if k in keys and k != "seed"})
+
+
+def _save(vlm: VisionLanguageModel, out_dir: Path, meta: dict, history: list[dict], adapter: bool) -> None:
+    import csv
+
+    with atomic_dir(out_dir) as tmp:
+        (vlm.model.save_pretrained(tmp / "adapter") if adapter else vlm.model.save_pretrained(tmp / "model"))
+        vlm.processor.save_pretrained(tmp / ("adapter" if adapter else "model"))
+        with open(tmp / "loss_log.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in history for k in row)))
+            w.writeheader()
+            w.writerows(history)
+        write_json_atomic(tmp / "run.json", meta)
+
+
+def _all_text(data_root: Path) -> list[str]:
+    """Every string of the dataset, for training the tiny tokenizer (vocabulary only, no knowledge)."""
+    texts = [prompts.LETTER_INSTRUCTION, prompts.CLOZE_INSTRUCTION, "USER: ASSISTANT: Question: Correct Answer:"]
+    bench = data_root / "MLLMU-Bench"
+    for folder in ("Full_Set", "Test_Set", "Retain_Set"):
+        for p in read_benchmark_folder(bench / folder)[0].values():
+            texts.append(p.biography)
+            for qs in p.classification.values():
+                texts += [q.question + " " + " ".join(q.options.values()) for q in qs]
+            texts += [q.question + " " + q.ground_truth for q in p.generation + p.cloze]
+    for folder in (bench / "ft_Data", data_root / "Pretrain_Set"):
+        for p in read_training_folder(folder)[0]:
+            texts += [q.question + " " + q.answer for q in p.qa]
+    return texts
+
+
+def pretrain_tiny_base(data_root: str | Path, model_cfg: dict, hp: dict, out_dir: str | Path, seed: int,
+                       config: dict) -> dict:
+    """Build the tiny LLaVA from config and give it "pre-trained" knowledge: a full fine-tune on the celebrity
+    QA pairs (``Pretrain_Set``) in every format, so that the Real-celebrity set measures knowledge the base had
+    before fine-tuning, as in the paper, and LoRA starts from a model with non-random embeddings."""
+    data_root = Path(data_root)
+    tiny = model_cfg["tiny"]
+    tokenizer = train_tokenizer(_all_text(data_root), tiny["vocab_size"])
+    model, processor = build_tiny_llava(tokenizer, tiny, seed)
+    vlm = VisionLanguageModel(model, processor, model_cfg["family"])
+    celebrities, _ = read_training_folder(data_root / "Pretrain_Set")
+    items = build_mix(celebrities, hp["formats"], vlm.family.train_prompt, seed)
+    encoded = encode_items(vlm, items, hp.get("append_eos", True), hp.get("max_length"))
+    cfg = train_config(hp, seed)
+    history = train(vlm, "nll", {"train": encoded}, cfg)
+    meta = {"stage": "pretrain_tiny_base", "parameters": sum(p.numel() for p in model.parameters()),
+            "train_items": len(items), **provenance(config, seed=seed, dtype="float32",
+                                                     effective_batch_size=cfg.batch_size)}
+    _save(vlm, Path(out_dir), meta, history, adapter=False)
+    return meta
+
+
+def add_lora(vlm: VisionLanguageModel, lora: dict, seed: int) -> list[str]:
+    """Wrap the model with fresh LoRA adapters on the family's language-model linear layers only."""
+    from peft import LoraConfig, get_peft_model
+
+    target = vlm.family.lora_target
+    torch.manual_seed(seed)
+    config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], target_modules=target,
+                        init_lora_weights=lora.get("init", "gaussian"))
+    vlm.model = get_peft_model(vlm.model, config)
+    adapted = sorted({n.rsplit(".lora_A", 1)[0] for n, _ in vlm.model.named_modules() if n.endswith(".lora_A")})
+    leaked = [n for n in adapted if re.search(r"vision|projector", n)]
+    if leaked:
+        raise RuntimeError(f"LoRA reached frozen modules: {leaked[:3]}")
+    return adapted
+
+
+def finetune(data_profiles: list[Profile], model_cfg: dict, base_source: str, hp: dict, out_dir: str | Path,
+             seed: int, config: dict, stage: str, replay: list[Profile] = ()) -> dict:
+    """LoRA fine-tune (vanilla: all fictitious profiles; oracle: the retain split) with the configured mix."""
+    torch.manual_seed(seed)
+    vlm = load_model(model_cfg, base_source, dtype=hp.get("dtype"))
+    mix = hp["mix"]
+    items = build_mix(data_profiles, mix["formats"], vlm.family.train_prompt, seed, replay,
+                      mix.get("replay_formats", []), mix.get("replay_fraction", 0.0))
+    encoded = encode_items(vlm, items, hp.get("append_eos", False), hp.get("max_length"))
+    adapted = add_lora(vlm, hp["lora"], seed)
+    cfg = train_config(hp, seed)
+    history = train(vlm, "nll", {"train": encoded}, cfg)
+    meta = {"stage": stage, "parent_run": None, "base_source": base_source, "train_items": len(items),
+            "profiles": len(data_profiles), "lora_modules": adapted,
+            **provenance(config, seed=seed, dtype=hp.get("dtype") or model_cfg["dtype"],
+                         effective_batch_size=cfg.batch_size, num_processes=1, device=str(vlm.device))}
+    _save(vlm, Path(out_dir), meta, history, adapter=True)
+    return meta
+
+
+def unlearn(method: str, modality: str, forget: list[Profile], retain: list[Profile], model_cfg: dict,
+            base_source: str, vanilla_dir: str | Path, oracle_dir: str | Path | None, hp: dict,
+            out_dir: str | Path, seed: int, config: dict) -> dict:
+    """Unlearn ``forget`` from the vanilla model with ``method``; ``modality`` "multimodal" trains on image +
+    question (as the original), "text" on the same facts as text naming the person, with no image."""
+    spec = get_loss(method)
+    torch.manual_seed(seed)
+    vlm = load_model(model_cfg, base_source, vanilla_dir, dtype=hp.get("dtype"))
+    fmt = {"multimodal": "qa", "text": "qa_text"}[modality]
+    streams = {}
+    for name, profiles in (("forget", forget), ("retain", retain)):
+        if name in spec.streams:
+            items = build_mix(profiles, [fmt], vlm.family.train_prompt, seed)
+            streams[name] = encode_items(vlm, items, hp.get("append_eos", False), hp.get("max_length"))
+    refs = {}
+    if "vanilla" in spec.refs:
+        refs["vanilla"] = load_model(model_cfg, base_source, vanilla_dir, dtype=hp.get("dtype")).model
+    if "oracle" in spec.refs:
+        refs["oracle"] = load_model(model_cfg, base_source, oracle_dir, dtype=hp.get("dtype")).model
+    for ref in refs.values():
+        ref.requires_grad_(False)
+    adapted = add_lora(vlm, hp["lora"], seed)
+    cfg = train_config(hp, seed)
+    cfg.hp = {k: v for k, v in hp.items() if k in ("beta", "retain_weight", "kl_over", "npo_level")}
+    history = train(vlm, method, streams, cfg, refs)
+    meta = {"stage": "unlearn", "method": method, "unlearn_modality": modality, "parent_run": str(vanilla_dir),
+            "reference_runs": {k: str(v) for k, v in (("vanilla", vanilla_dir), ("oracle", oracle_dir))
+                               if k in spec.refs},
+            "base_source": base_source, "lora_modules": adapted,
+            "items": {k: len(v) for k, v in streams.items()},
+            **provenance(config, seed=seed, dtype=hp.get("dtype") or model_cfg["dtype"],
+                         effective_batch_size=cfg.batch_size, num_processes=1, device=str(vlm.device))}
+    _save(vlm, Path(out_dir), meta, history, adapter=True)
+    return meta

@@ -1,0 +1,98 @@
+"""The synthetic twin writes the real dataset's folders, files and parquet schema (spec §1)."""
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mmunlearn.data.schema import IMAGE_TEXT, TEXT, decode_image, read_benchmark_folder, read_training_folder
+from mmunlearn.data.synthetic import SyntheticSpec, generate
+
+BENCH_FOLDERS = ["ft_Data", "Full_Set", "Test_Set", "Retain_Set", "forget_5", "forget_10", "forget_15",
+                 "retain_95", "retain_90", "retain_85"]
+
+
+def test_folders_and_file_names(small_data):
+    for folder in BENCH_FOLDERS:
+        files = sorted(p.name for p in (small_data / "MLLMU-Bench" / folder).glob("*.parquet"))
+        expected = (["train-00000-of-00002.parquet", "train-00001-of-00002.parquet"] if folder == "Test_Set"
+                    else ["train-00000-of-00001.parquet"])
+        assert files == expected, folder
+    for folder in ["forget_5", "forget_10", "forget_15", "retain_95", "retain_90", "retain_85"]:
+        assert (small_data / "baseline_train_split" / folder / "train-00000-of-00001.parquet").is_file()
+
+
+def _field_types(schema: pa.Schema) -> dict:
+    return {f.name: f.type for f in schema}
+
+
+def test_benchmark_schema_matches_spec(small_data):
+    schema = pq.read_schema(small_data / "MLLMU-Bench/Full_Set/train-00000-of-00001.parquet")
+    types = _field_types(schema)
+    assert {"image", "ID", "Directory", "biography", "question", "answer", "Classification_Task",
+            "Generation_Task", "Mask_Task"} <= set(types)
+    assert types["image"] == pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    mc = types["Classification_Task"]
+    assert [f.name for f in mc] == ["Image_Textual_Questions", "Pure_Text_Questions"]
+    item = mc.field("Image_Textual_Questions").type.value_type
+    assert [f.name for f in item] == ["Question", "Options", "Correct_Answer"]
+    assert [f.name for f in item.field("Options").type] == ["A", "B", "C", "D"]
+    for col in ("Generation_Task", "Mask_Task"):
+        assert [f.name for f in types[col].value_type] == ["Question", "Ground_Truth", "Type"]
+    test = _field_types(pq.read_schema(small_data / "MLLMU-Bench/Test_Set/train-00000-of-00002.parquet"))
+    assert "image" not in test and test["images"] == pa.list_(types["image"])
+    train = _field_types(pq.read_schema(small_data / "MLLMU-Bench/ft_Data/train-00000-of-00001.parquet"))
+    assert train["metadata"] == pa.string() and train["image"] == types["image"]
+
+
+def test_per_profile_counts_and_sizes(small_data):
+    full, _ = read_benchmark_folder(small_data / "MLLMU-Bench/Full_Set")
+    assert len(full) == 20
+    for p in full.values():
+        assert len(p.classification[IMAGE_TEXT]) == 5 and len(p.classification[TEXT]) == 5
+        assert sorted(q.modality for q in p.generation) == [IMAGE_TEXT] * 2 + [TEXT] * 2
+        assert sorted(q.modality for q in p.cloze) == [IMAGE_TEXT] * 2 + [TEXT] * 2
+    assert len(read_benchmark_folder(small_data / "MLLMU-Bench/forget_10")[0]) == 2
+    assert len(read_benchmark_folder(small_data / "MLLMU-Bench/retain_90")[0]) == 18
+    assert len(read_benchmark_folder(small_data / "MLLMU-Bench/Retain_Set")[0]) == 6
+
+
+def test_images_identify_people_and_questions_do_not_name_them(small_data):
+    full, _ = read_benchmark_folder(small_data / "MLLMU-Bench/Full_Set")
+    test, _ = read_benchmark_folder(small_data / "MLLMU-Bench/Test_Set")
+    assert len({p.image for p in full.values()}) == len(full)  # distinct per person
+    for pid, p in full.items():
+        name = p.name()
+        assert name and name in p.biography
+        assert all(name not in q.question for q in p.classification[IMAGE_TEXT])
+        assert all(name in q.question for q in p.classification[TEXT])
+        assert all(img != p.image for img in test[pid].images)  # other photos of the same person
+        assert decode_image(test[pid].images[0]).size == decode_image(p.image).size
+
+
+def test_evaluation_items_are_not_training_items(small_data):
+    full, _ = read_benchmark_folder(small_data / "MLLMU-Bench/Full_Set")
+    test, _ = read_benchmark_folder(small_data / "MLLMU-Bench/Test_Set")
+    train, _ = read_training_folder(small_data / "MLLMU-Bench/ft_Data")
+    train_q = {qa.question for p in train for qa in p.qa}
+    eval_q = {q.question for p in full.values() for qs in p.classification.values() for q in qs}
+    test_q = {q.question for p in test.values() for qs in p.classification.values() for q in qs}
+    assert train_q.isdisjoint(eval_q) and train_q.isdisjoint(test_q) and eval_q.isdisjoint(test_q)
+    # the Test_Set re-draws option orders: across all questions, not every order can be the same
+    same = [a.options == b.options for pid in full for a, b in
+            zip(full[pid].classification[IMAGE_TEXT], test[pid].classification[IMAGE_TEXT])]
+    assert not all(same)
+
+
+def test_metadata_is_a_json_list_of_qa(small_data):
+    table = pq.read_table(small_data / "baseline_train_split/forget_15/train-00000-of-00001.parquet")
+    pairs = json.loads(table.column("metadata")[0].as_py())
+    assert pairs and set(pairs[0]) == {"Question", "Answer"}
+
+
+def test_deterministic(tmp_path):
+    spec = SyntheticSpec(num_fictitious=8, num_celebrities=4, forget_ratios=(25,), seed=7)
+    generate(tmp_path / "a", spec)
+    generate(tmp_path / "b", spec)
+    for f in sorted((tmp_path / "a").rglob("*.parquet")):
+        other = tmp_path / "b" / f.relative_to(tmp_path / "a")
+        assert pq.read_table(f).equals(pq.read_table(other)), f

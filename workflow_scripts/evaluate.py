@@ -1,0 +1,23 @@
+"""Evaluate one model run on one split: per-sample JSONL and a metrics JSON with provenance."""
+import json
+
+from mmunlearn.eval.runner import evaluate_split, run_identity
+from mmunlearn.io import provenance, sha256_tree, write_json_atomic, write_text_atomic
+from mmunlearn.models.loading import load_model
+from mmunlearn.workflow import resolved_config, setup
+
+smk = snakemake  # noqa: F821
+log = setup(smk)
+run_dir = smk.input.get("run")
+split_info = json.load(open(smk.input.split))
+vlm = load_model(smk.params.model_cfg, smk.params.base_source, run_dir)
+split = smk.wildcards.split.split("_")[0]
+samples, metrics = evaluate_split(vlm, f"{smk.input.data}/MLLMU-Bench", split, split_info, list(smk.params.tasks),
+                                  smk.params.eval_cfg)
+identity = run_identity(smk.wildcards.model, smk.wildcards.run, smk.wildcards.split, smk.params.seed)
+write_text_atomic(smk.output.samples, "".join(json.dumps({**identity, **s}) + "\n" for s in samples))
+write_json_atomic(smk.output.metrics, {
+    **identity, "results": metrics,
+    "provenance": provenance(resolved_config(smk), seed=smk.params.seed, dtype=str(vlm.model.dtype),
+                             effective_batch_size=smk.params.eval_cfg["batch_size"], device=str(vlm.device),
+                             adapter_sha256=sha256_tree(f"{run_dir}/adapter") if run_dir else None)})

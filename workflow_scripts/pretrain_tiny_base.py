@@ -1,0 +1,8 @@
+"""Build the tiny LLaVA from config and pre-train it on the celebrity QA pairs (demo only)."""
+from mmunlearn.train.stages import pretrain_tiny_base
+from mmunlearn.workflow import resolved_config, setup
+
+smk = snakemake  # noqa: F821
+setup(smk)
+cfg = smk.params.model_cfg
+pretrain_tiny_base(smk.input.data, cfg, cfg["pretrain"], smk.output.run, smk.params.seed, resolved_config(smk))
