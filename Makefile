@@ -2,6 +2,7 @@
 # TORCH_INDEX picks the torch build: CPU wheels by default (small, no GPU); on a GPU machine run
 #   make venv TORCH_BUILD=cu128
 # to install the CUDA build of the same pinned version.
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -29,7 +30,7 @@ demo: venv
 	@echo "demo done: results/summary.csv"
 
 test: venv
-	$(BIN)/python -m pytest -q tests
+	set -o pipefail; $(BIN)/python -m pytest -q tests 2>&1 | tee .pytest-last.log
 
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not integration" tests

@@ -55,7 +55,9 @@ def code_version(*paths):
 
 
 PKG = "src/mmunlearn"
-CODE_COMMON = [f"{PKG}/io.py", f"{PKG}/data", f"{PKG}/models"]
+CODE_COMMON = [f"{PKG}/io.py", f"{PKG}/workflow.py", f"{PKG}/data", f"{PKG}/models"]
+CODE_TRAIN = [*CODE_COMMON, f"{PKG}/train"]
+CODE_EVAL = [*CODE_COMMON, f"{PKG}/eval"]
 
 
 def threads_for(kind):
@@ -103,6 +105,30 @@ def eval_splits(run):
 def all_eval_outputs():
     return [f"results/eval/{m}/{run}/{split}.json" for m in STUDY["models"] for run in run_names()
             for split in eval_splits(run)]
+
+
+def unlearn_refs(wildcards):
+    """Reference models a method's loss declares (KL-Min: vanilla, already an input; NPO: the oracle)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "src"))
+    from mmunlearn.train.losses import get_loss
+
+    refs = get_loss(wildcards.method).refs
+    return [f"results/models/{wildcards.model}/oracle_{wildcards.ratio}"] if "oracle" in refs else []
+
+
+def eval_inputs(wildcards):
+    run, split = wildcards.run, wildcards.split
+    ratio = split.rsplit("_", 1)[1] if split != "celebrity" else None
+    if ratio is None and run not in ("base", "vanilla"):
+        ratio = run.rsplit("_", 1)[1]
+    # celebrity for base/vanilla uses the first ratio's split file only for its seeded few-shot choice
+    ratio = ratio or str(STUDY["forget_ratios"][0])
+    inputs = {"data": DATA_ROOT, "split": f"data/splits/forget_{ratio}.json", "base": base_input(wildcards)}
+    if run != "base":
+        inputs["run"] = f"results/models/{wildcards.model}/{run}"
+    return inputs
 
 
 wildcard_constraints:

@@ -12,6 +12,8 @@ rule prepare_data:
     params:
         data=config["data"],
         code=code_version(*CODE_COMMON, "workflow_scripts/prepare_data.py"),
+    conda:
+        "../envs/mmunlearn.yaml"
     log:
         "logs/prepare_data.log",
     script:
@@ -27,6 +29,8 @@ rule make_split:
         seed=SEED,
         fewshot=config["eval"]["fewshot"],
         code=code_version(*CODE_COMMON, "workflow_scripts/make_split.py"),
+    conda:
+        "../envs/mmunlearn.yaml"
     log:
         "logs/make_split/forget_{ratio}.log",
     script:

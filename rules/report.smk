@@ -12,6 +12,8 @@ rule aggregate:
         summary="results/summary.csv",
     params:
         code=code_version(f"{PKG}/io.py", f"{PKG}/report", "workflow_scripts/aggregate.py"),
+    conda:
+        "../envs/mmunlearn.yaml"
     log:
         "logs/aggregate.log",
     script:

@@ -1,8 +1,5 @@
 # Training: tiny base (demo only), vanilla LoRA fine-tune on all fictitious profiles, oracle per forget ratio.
 
-CODE_TRAIN = [*CODE_COMMON, f"{PKG}/train"]
-
-
 rule pretrain_tiny_base:
     input:
         data=DATA_ROOT,
@@ -12,9 +9,11 @@ rule pretrain_tiny_base:
         model_cfg=lambda wc: config["models"][wc.model],
         seed=SEED,
         code=code_version(*CODE_TRAIN, "workflow_scripts/pretrain_tiny_base.py"),
-    threads: threads_for("gpu")
+    threads: config["threads"]["pretrain"]
     resources:
         runtime=30,
+    conda:
+        "../envs/mmunlearn.yaml"
     log:
         "logs/pretrain_tiny_base/{model}.log",
     script:
@@ -38,6 +37,8 @@ rule finetune_vanilla:
         runtime=24 * 60,
         mem_mb=64000,
         **gpu_resources(),
+    conda:
+        "../envs/mmunlearn.yaml"
     log:
         "logs/finetune_vanilla/{model}.log",
     script:
@@ -62,6 +63,8 @@ rule finetune_oracle:
         runtime=24 * 60,
         mem_mb=64000,
         **gpu_resources(),
+    conda:
+        "../envs/mmunlearn.yaml"
     log:
         "logs/finetune_oracle/{model}_{ratio}.log",
     script:

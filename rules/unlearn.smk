@@ -1,17 +1,6 @@
 # Unlearning: every method x variant (multimodal / text-only) x forget ratio, from the vanilla model.
 
 
-def unlearn_refs(wildcards):
-    """Reference models a method's loss declares (KL-Min: vanilla, already an input; NPO: the oracle)."""
-    import sys
-
-    sys.path.insert(0, str(REPO / "src"))
-    from mmunlearn.train.losses import get_loss
-
-    refs = get_loss(wildcards.method).refs
-    return [f"results/models/{wildcards.model}/oracle_{wildcards.ratio}"] if "oracle" in refs else []
-
-
 rule unlearn:
     input:
         data=DATA_ROOT,
@@ -32,6 +21,8 @@ rule unlearn:
         runtime=12 * 60,
         mem_mb=64000,
         **gpu_resources(),
+    conda:
+        "../envs/mmunlearn.yaml"
     log:
         "logs/unlearn/{model}_{method}_{modality}_{ratio}.log",
     script:

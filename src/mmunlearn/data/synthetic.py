@@ -209,10 +209,13 @@ def _write(folder: Path, rows: list[dict], schema: pa.Schema, shards: int = 1) -
 
 def generate(root: str | Path, spec: SyntheticSpec) -> dict:
     """Write the synthetic twin under ``root`` (atomically) and return a summary of what was written."""
-    rng, np_rng = random.Random(spec.seed), np.random.default_rng(spec.seed)
+    # Celebrities come first, from their own stream, so that they (and a base model pre-trained on them) do
+    # not change when only the number of fictitious profiles does.
     names, codes = set(), set()
+    celebrities = make_people(spec.num_celebrities, random.Random(f"{spec.seed}:celebrities"),
+                              np.random.default_rng([spec.seed, 1]), "c", names, codes, spec.grid)
+    rng, np_rng = random.Random(spec.seed), np.random.default_rng(spec.seed)
     fictitious = make_people(spec.num_fictitious, rng, np_rng, "", names, codes, spec.grid)
-    celebrities = make_people(spec.num_celebrities, rng, np_rng, "c", names, codes, spec.grid)
     images = {p.id: render_face(p.code, spec.image_size) for p in fictitious + celebrities}
 
     def image_field(p):

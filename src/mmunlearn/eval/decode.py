@@ -17,18 +17,27 @@ class FirstVisibleCharacter(StoppingCriteria):
     parsed answer. Vectorised: one lookup table over the vocabulary, no per-token Python.
     """
 
-    def __init__(self, vlm: VisionLanguageModel, prompt_width: int):
-        tok = vlm.tokenizer
-        vocab = len(tok)
-        special = set(tok.all_special_ids)
-        visible = torch.zeros(max(vocab, vlm.model.config.get_text_config().vocab_size), dtype=torch.bool)
-        for i in range(vocab):
-            visible[i] = i not in special and tok.decode([i]).strip() != ""
-        self.visible, self.prompt_width = visible.to(vlm.device), prompt_width
+    def __init__(self, visible: torch.Tensor, prompt_width: int):
+        self.visible, self.prompt_width = visible, prompt_width
 
     def __call__(self, input_ids, scores, **kwargs):
         new = input_ids[:, self.prompt_width:]
         return self.visible[new].any(dim=1)
+
+
+def visible_tokens(vlm: VisionLanguageModel) -> torch.Tensor:
+    """Boolean table over the vocabulary: does the token decode to a non-whitespace character? Built once per
+    model (decoding every token id is slow for a 32k vocabulary)."""
+    if getattr(vlm, "_visible_tokens", None) is None:
+        tok = vlm.tokenizer
+        special = set(tok.all_special_ids)
+        size = max(len(tok), vlm.model.config.get_text_config().vocab_size)
+        visible = torch.zeros(size, dtype=torch.bool)
+        pieces = tok.batch_decode([[i] for i in range(len(tok))])
+        for i, piece in enumerate(pieces):
+            visible[i] = i not in special and piece.strip() != ""
+        vlm._visible_tokens = visible.to(vlm.device)
+    return vlm._visible_tokens
 
 
 def _order(items: list[Encoded]) -> list[int]:
@@ -45,7 +54,7 @@ def greedy_generate(vlm: VisionLanguageModel, items: list[Encoded], max_new_toke
         idx = order[start:start + batch_size]
         batch = vlm.collate([items[i] for i in idx], padding_side="left")
         width = batch["input_ids"].shape[1]
-        criteria = StoppingCriteriaList([FirstVisibleCharacter(vlm, width)]) if stop == "first_visible" else None
+        criteria = StoppingCriteriaList([FirstVisibleCharacter(visible_tokens(vlm), width)]) if stop == "first_visible" else None
         gen = vlm.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
                                  stopping_criteria=criteria, pad_token_id=vlm.tokenizer.pad_token_id)
         texts = vlm.tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)

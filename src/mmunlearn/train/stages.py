@@ -107,7 +107,8 @@ def add_lora(vlm: VisionLanguageModel, lora: dict, seed: int) -> list[str]:
     config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], target_modules=target,
                         init_lora_weights=lora.get("init", "gaussian"))
     vlm.model = get_peft_model(vlm.model, config)
-    adapted = sorted({n.rsplit(".lora_A", 1)[0] for n, _ in vlm.model.named_modules() if n.endswith(".lora_A")})
+    adapted = sorted({n.rsplit(".lora_A", 1)[0].removeprefix("base_model.model.")
+                      for n, _ in vlm.model.named_modules() if n.endswith(".lora_A")})
     leaked = [n for n in adapted if re.search(r"vision|projector", n)]
     if leaked:
         raise RuntimeError(f"LoRA reached frozen modules: {leaked[:3]}")
