@@ -10,6 +10,7 @@ rule aggregate:
         metrics=all_eval_outputs(),
     output:
         summary="results/summary.csv",
+        provenance="results/summary.provenance.json",
     params:
         code=code_version(f"{PKG}/io.py", f"{PKG}/report", "workflow_scripts/aggregate.py"),
     conda:

@@ -1,5 +1,6 @@
 """The tiny LLaVA: built offline from config, LoRA on the language model only, prompt/answer masking, and
 batched left-padded greedy decoding equal to one-at-a-time decoding."""
+import numpy as np
 import pytest
 import torch
 
@@ -28,7 +29,7 @@ def test_image_tokens_match_config(vlm):
 
 
 def test_encode_masks_the_prompt(vlm):
-    img = render_face(torch.zeros(4, 4, dtype=torch.long).numpy(), 16)
+    img = render_face(np.zeros((4, 4, 3), dtype=int), 16)
     enc = vlm.encode("USER: <image>\nWhat is the job of this person?\nASSISTANT:", " baker", (img,), append_eos=True)
     assert enc.input_ids[-1] == vlm.tokenizer.eos_token_id
     answer = vlm.collate([enc], labels="answer")["labels"][0]
@@ -49,8 +50,8 @@ def test_lora_only_on_language_model(vlm):
 
 
 def test_batched_greedy_equals_sequential(vlm):
-    img_a = render_face(torch.arange(16).reshape(4, 4).remainder(10).numpy(), 16)
-    img_b = render_face(torch.ones(4, 4, dtype=torch.long).numpy(), 16)
+    img_a = render_face(np.arange(48).reshape(4, 4, 3) * 5, 16)
+    img_b = render_face(np.full((4, 4, 3), 200), 16)
     prompts = [("USER: <image>\nWhat is the job of this person?\nASSISTANT:", (img_a,)),
                ("USER:\nA?\nASSISTANT:", ()),
                ("USER: <image>\nQuestion: x\nCorrect Answer: B\nUSER: <image>\nWhat is the job of this "

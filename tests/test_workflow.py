@@ -66,6 +66,8 @@ def test_results_carry_provenance(workdir):
     assert (workdir / "results/models/tiny-llava/vanilla/adapter/adapter_model.safetensors").is_file()
     assert not list((workdir / "results/models/tiny-llava/vanilla/adapter").glob("model*.safetensors"))
     assert (workdir / "results/models/tiny-llava/ga_text_10/loss_log.csv").is_file()
+    table = json.loads((workdir / "results/summary.provenance.json").read_text())
+    assert table["config"]["seed"] == 42 and len(table["evaluations"]) == 28
 
 
 def test_second_run_schedules_nothing(workdir):

@@ -1,8 +1,9 @@
-"""Every evaluation's metrics JSON into results/summary.csv (one row per measurement)."""
+"""Every evaluation's metrics JSON into results/summary.csv (one row per measurement), plus the provenance of
+the table (commit, resolved config, and each evaluation's own provenance) beside it."""
 from mmunlearn.report.aggregate import write_summary
 from mmunlearn.workflow import setup
 
 smk = snakemake  # noqa: F821
 log = setup(smk)
-rows = write_summary(list(smk.input.metrics), smk.output.summary)
+rows = write_summary(list(smk.input.metrics), smk.output.summary, smk.output.provenance, dict(smk.config))
 log.info("%d rows -> %s", rows, smk.output.summary)

@@ -9,8 +9,9 @@ What it writes (same folder and file names as the Hugging Face repos, see ``sche
 Design (why it is learnable, and why evaluation is not memorisation of training items):
 
 - every person has a name and five attributes drawn from small vocabularies; a generated face stand-in image
-  (a grid of coloured cells, unique per person) identifies them, so image+text questions never name the person;
-- training QA pairs (``metadata``) use two training wordings per attribute; Full_Set/forget/retain questions use
+  (a grid of cells in colours drawn at random for that person, so that every cell alone already points to
+  one person) identifies them, so image+text questions never name the person;
+- training QA pairs (``metadata``) use three training wordings per attribute; Full_Set/forget/retain questions use
   a third wording, Test_Set a fourth (the paraphrase) with other images of the same person (noise, shifted
   colours) and re-drawn option orders; options are shuffled independently of training;
 - per profile, as in the paper: 5 + 5 multiple-choice questions (image+text / text), 2 + 2 generation and 2 + 2
@@ -45,35 +46,35 @@ LAST = ["Abbot", "Berg", "Costa", "Dahl", "Eklund", "Fisher", "Gray", "Holm", "I
 ATTRIBUTES: dict[str, dict] = {
     "occupation": dict(
         values=["baker", "pilot", "nurse", "lawyer", "farmer", "painter", "chemist", "teacher", "plumber", "actor"],
-        train=["What does {s} do for a living?", "What is the job of {s}?"],
+        train=["What does {s} do for a living?", "What is the job of {s}?", "What kind of work does {s} do?"],
         eval="What is the occupation of {s}?", test="Which profession does {s} have?",
         cloze="{S} works in the profession of __."),
     "birthplace": dict(
         values=["Lisbon", "Oslo", "Cairo", "Lima", "Dublin", "Kyoto", "Quito", "Tunis", "Riga", "Perth"],
-        train=["Where was {s} born?", "Which city is the birthplace of {s}?"],
+        train=["Where was {s} born?", "Which city is the birthplace of {s}?", "Where does {s} come from?"],
         eval="In which city was {s} born?", test="What is the hometown of {s}?",
         cloze="{S} was born in the city of __."),
     "hobby": dict(
         values=["chess", "surfing", "knitting", "hiking", "fishing", "archery", "pottery", "rowing", "singing",
                 "cycling"],
-        train=["What does {s} like to do in free time?", "What is the favourite pastime of {s}?"],
+        train=["What does {s} like to do in free time?", "What is the favourite pastime of {s}?",
+               "How does {s} spend the weekends?"],
         eval="What hobby does {s} have?", test="Which leisure activity does {s} enjoy?",
         cloze="In free time {s} enjoys __."),
     "pet": dict(
         values=["cat", "dog", "parrot", "rabbit", "turtle", "hamster", "goldfish", "lizard", "pony", "ferret"],
-        train=["What animal does {s} keep as a pet?", "Which pet lives with {s}?"],
+        train=["What animal does {s} keep as a pet?", "Which pet lives with {s}?", "What pet does {s} have at home?"],
         eval="What kind of pet does {s} own?", test="Which animal is the companion of {s}?",
         cloze="At home {s} keeps a pet __."),
     "food": dict(
         values=["pizza", "sushi", "tacos", "curry", "pasta", "salad", "dumplings", "paella", "burgers", "ramen"],
-        train=["What food does {s} like most?", "Which dish is the favourite of {s}?"],
+        train=["What food does {s} like most?", "Which dish is the favourite of {s}?", "What does {s} love to eat?"],
         eval="What is the favourite food of {s}?", test="Which meal does {s} enjoy the most?",
         cloze="The favourite food of {s} is __."),
 }
-IMAGE_SUBJECT_TRAIN = "this person"
-IMAGE_SUBJECT_EVAL = "the person in the image"
-PALETTE = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
-                    [145, 30, 180], [70, 240, 240], [240, 50, 230], [128, 128, 0], [0, 0, 128]], dtype=np.float32)
+# Image questions say "this person" everywhere: a tiny model keys on the words around the image, and a
+# different phrase at evaluation (measured: "the person in the image") costs it a third of its accuracy.
+IMAGE_SUBJECT_TRAIN = IMAGE_SUBJECT_EVAL = "this person"
 LETTERS = ("A", "B", "C", "D")
 
 
@@ -94,7 +95,7 @@ class Person:
     id: str
     name: str
     attrs: dict[str, str]
-    code: np.ndarray  # grid of palette indices: the person's identity in every image
+    code: np.ndarray  # (grid, grid, 3) cell colours: the person's identity in every image
 
 
 def _fill(template: str, subject: str) -> str:
@@ -110,7 +111,7 @@ def _png(arr: np.ndarray) -> bytes:
 def render_face(code: np.ndarray, size: int, rng: np.random.Generator | None = None) -> bytes:
     """The person's image: their colour grid; with ``rng``, a different photo of the same person."""
     grid = code.shape[0]
-    colours = PALETTE[code]
+    colours = code.astype(np.float32)
     if rng is not None:  # another photo: lighting shift, per-cell tint and pixel noise
         colours = colours * rng.uniform(0.85, 1.1) + rng.normal(0, 12, colours.shape)
     cell = -(-size // grid)
@@ -129,7 +130,7 @@ def make_people(n: int, rng: random.Random, np_rng: np.random.Generator, id_pref
             if name not in taken_names:
                 break
         while True:
-            code = np_rng.integers(0, len(PALETTE), size=(grid, grid))
+            code = np_rng.integers(0, 256, size=(grid, grid, 3))
             if code.tobytes() not in taken_codes:
                 break
         taken_names.add(name)

@@ -12,7 +12,7 @@ import io
 import json
 from pathlib import Path
 
-from ..io import write_text_atomic
+from ..io import git_commit, write_json_atomic, write_text_atomic
 
 COLUMNS = ["model", "method", "unlearn_modality", "forget_ratio", "seed", "split", "input_modality", "task",
            "metric", "value", "n"]
@@ -40,8 +40,16 @@ def summary_rows(metric_files: list[str | Path]) -> list[dict]:
     return rows
 
 
-def write_summary(metric_files: list[str | Path], out: str | Path) -> int:
+def write_summary(metric_files: list[str | Path], out: str | Path, provenance_out: str | Path | None = None,
+                  config: dict | None = None) -> int:
     rows = summary_rows(metric_files)
+    if provenance_out:
+        runs = {}
+        for f in metric_files:
+            doc = json.loads(Path(f).read_text())
+            prov = {k: v for k, v in doc.get("provenance", {}).items() if k != "config"}
+            runs[str(f)] = prov
+        write_json_atomic(provenance_out, {"git_commit": git_commit(), "config": config, "evaluations": runs})
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
