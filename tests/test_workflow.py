@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 
 pytestmark = pytest.mark.integration
-COPY = ["Snakefile", "rules", "workflow_scripts", "schemas", "config", "config.yaml", "src", "profiles"]
+COPY = ["Snakefile", "rules", "workflow_scripts", "schemas", "envs", "config", "config.yaml", "src", "profiles"]
 
 
 def snakemake(workdir, *args, timeout=900):
@@ -77,11 +77,16 @@ def test_second_run_schedules_nothing(workdir):
 
 
 def test_editing_a_method_reruns_only_its_jobs(workdir):
-    result = snakemake(workdir, "-n", "results/summary.csv", "--config", "methods={'npo': {'lr': 0.0002, 'epochs': 1, 'batch_size': 8, 'beta': 0.4}}")
+    (workdir / "override.yaml").write_text("methods:\n  npo:\n    lr: 2.0e-4\n")
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", "override.yaml", "--cores", "2",
+           "-n", "results/summary.csv"]
+    result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-2000:]
-    # 2 npo runs (multimodal, text) + 2 x 4 evaluations + aggregate
-    assert "unlearn                2" in out and "evaluate               8" in out and "total                 11" in out
+    # exactly the 2 npo runs (multimodal, text), their 2 x 4 evaluations and the aggregation
+    stats = out.split("Job stats:")[1].strip().split("\n\n")[0]  # the table, up to its blank line
+    counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[2:]}
+    assert counts == {"unlearn": 2, "evaluate": 8, "aggregate": 1, "total": 11}, stats
 
 
 def test_lint(workdir):
