@@ -18,14 +18,24 @@ COLUMNS = ["model", "method", "unlearn_modality", "forget_ratio", "seed", "split
            "metric", "value", "n"]
 
 
-def summary_rows(metric_files: list[str | Path]) -> list[dict]:
+def load_metrics(metric_files: list[str | Path]) -> dict[str, dict]:
+    """Every metrics file, parsed once; a missing one is an error naming it."""
     missing = [str(f) for f in metric_files if not Path(f).is_file()]
     if missing:
         raise FileNotFoundError(f"{len(missing)} evaluation result(s) missing: {', '.join(missing)}")
-    rows = []
+    docs = {}
     for f in metric_files:
         try:
-            doc = json.loads(Path(f).read_text())
+            docs[str(f)] = json.loads(Path(f).read_text())
+        except ValueError as exc:
+            raise ValueError(f"{f}: malformed metrics file ({exc!r})") from None
+    return docs
+
+
+def summary_rows(docs: dict[str, dict]) -> list[dict]:
+    rows = []
+    for f, doc in docs.items():
+        try:
             key = {c: doc[c] for c in COLUMNS[:6]}
             for r in doc["results"]:
                 value = r["value"]
@@ -42,13 +52,10 @@ def summary_rows(metric_files: list[str | Path]) -> list[dict]:
 
 def write_summary(metric_files: list[str | Path], out: str | Path, provenance_out: str | Path | None = None,
                   config: dict | None = None) -> int:
-    rows = summary_rows(metric_files)
+    docs = load_metrics(metric_files)
+    rows = summary_rows(docs)
     if provenance_out:
-        runs = {}
-        for f in metric_files:
-            doc = json.loads(Path(f).read_text())
-            prov = {k: v for k, v in doc.get("provenance", {}).items() if k != "config"}
-            runs[str(f)] = prov
+        runs = {f: {k: v for k, v in doc.get("provenance", {}).items() if k != "config"} for f, doc in docs.items()}
         write_json_atomic(provenance_out, {"git_commit": git_commit(), "config": config, "evaluations": runs})
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
