@@ -1,5 +1,6 @@
 # Config validation, paths and input functions shared by every rule file.
 import hashlib
+import sys
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
@@ -9,6 +10,11 @@ min_version("9.0")
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 REPO = Path(workflow.basedir)
+sys.path.insert(0, str(REPO / "src"))  # once: the registries below are the package's own
+
+from mmunlearn.eval.tasks import TASKS
+from mmunlearn.train.losses import LOSSES, get_loss
+
 DATA_ROOT = config["data"]["root"]
 BENCH = f"{DATA_ROOT}/MLLMU-Bench"
 STUDY = config["study"]
@@ -17,12 +23,6 @@ SEED = config["seed"]
 
 def _check_study():
     """Names in `study` must exist in their registries/config blocks: fail at start-up, not mid-run."""
-    import sys
-
-    sys.path.insert(0, str(REPO / "src"))
-    from mmunlearn.eval.tasks import TASKS
-    from mmunlearn.train.losses import LOSSES
-
     for m in STUDY["models"]:
         if m not in config["models"]:
             raise ValueError(f"config: study.models names '{m}', which has no entry under 'models:'")
@@ -109,11 +109,6 @@ def all_eval_outputs():
 
 def unlearn_refs(wildcards):
     """Reference models a method's loss declares (KL-Min: vanilla, already an input; NPO: the oracle)."""
-    import sys
-
-    sys.path.insert(0, str(REPO / "src"))
-    from mmunlearn.train.losses import get_loss
-
     refs = get_loss(wildcards.method).refs
     return [f"results/models/{wildcards.model}/oracle_{wildcards.ratio}"] if "oracle" in refs else []
 
