@@ -12,7 +12,7 @@ Design (why it is learnable, and why evaluation is not memorisation of training 
   (a grid of cells in colours drawn at random for that person, so that every cell alone already points to
   one person) identifies them, so image+text questions never name the person;
 - training QA pairs (``metadata``) use three training wordings per attribute; Full_Set/forget/retain questions use
-  a third wording, Test_Set a fourth (the paraphrase) with other images of the same person (noise, shifted
+  a fourth wording, Test_Set a fifth (the paraphrase) with other images of the same person (noise, shifted
   colours) and re-drawn option orders; options are shuffled independently of training;
 - per profile, as in the paper: 5 + 5 multiple-choice questions (image+text / text), 2 + 2 generation and 2 + 2
   cloze questions (spec §1.3);
