@@ -96,3 +96,24 @@ def test_deterministic(tmp_path):
     for f in sorted((tmp_path / "a").rglob("*.parquet")):
         other = tmp_path / "b" / f.relative_to(tmp_path / "a")
         assert pq.read_table(f).equals(pq.read_table(other)), f
+
+
+def test_full_size_twin_has_the_papers_counts(tmp_path):
+    """500 fictitious + 153 celebrities (more than two-part names allow: middle initials kick in)."""
+    from mmunlearn.data.schema import read_benchmark_folder
+
+    root = tmp_path / "full"
+    generate(root, SyntheticSpec())
+    bench = root / "MLLMU-Bench"
+    full = read_benchmark_folder(bench / "Full_Set")[0]
+    celebs = read_benchmark_folder(bench / "Retain_Set")[0]
+    assert (len(full), len(celebs)) == (500, 153)
+    names = [p.name() for p in [*full.values(), *celebs.values()]]
+    assert len(set(names)) == 653 and all(names)
+    assert [len(read_benchmark_folder(bench / f"forget_{r}")[0]) for r in (5, 10, 15)] == [25, 50, 75]
+    assert [len(read_benchmark_folder(bench / f"retain_{r}")[0]) for r in (95, 90, 85)] == [475, 450, 425]
+    # the paper counts 1,153 profile instances: Full_Set + Test_Set + Retain_Set (spec 1.4)
+    instances = [*full.values(), *read_benchmark_folder(bench / "Test_Set")[0].values(), *celebs.values()]
+    assert len(instances) == 1_153
+    assert sum(len(q) for p in instances for q in p.classification.values()) == 11_530
+    assert sum(len(p.generation) for p in instances) == sum(len(p.cloze) for p in instances) == 4_612

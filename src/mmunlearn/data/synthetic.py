@@ -87,7 +87,13 @@ class SyntheticSpec:
     grid: int = 4
     test_images_per_person: int = 2
     test_shards: int = 2
+    image_format: str = "png"   # png or jpeg (quality 90)
+    image_noise: float = 0.0    # pixel noise std on every image: gives full-size images realistic byte sizes
     seed: int = 0
+
+    @property
+    def image_ext(self) -> str:
+        return {"png": "png", "jpeg": "jpg"}[self.image_format]
 
 
 @dataclass
@@ -102,14 +108,16 @@ def _fill(template: str, subject: str) -> str:
     return template.replace("{S}", subject[0].upper() + subject[1:]).replace("{s}", subject)
 
 
-def _png(arr: np.ndarray) -> bytes:
+def _encode(arr: np.ndarray, fmt: str) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
+    Image.fromarray(arr).save(buf, format=fmt.upper(), **({"quality": 90} if fmt == "jpeg" else {}))
     return buf.getvalue()
 
 
-def render_face(code: np.ndarray, size: int, rng: np.random.Generator | None = None) -> bytes:
-    """The person's image: their colour grid; with ``rng``, a different photo of the same person."""
+def render_face(code: np.ndarray, size: int, rng: np.random.Generator | None = None, fmt: str = "png",
+                noise: float = 0.0, noise_rng: np.random.Generator | None = None) -> bytes:
+    """The person's image: their colour grid; with ``rng``, a different photo of the same person.
+    ``noise`` (with ``noise_rng``) adds pixel noise to any image, only to give large images realistic sizes."""
     grid = code.shape[0]
     colours = code.astype(np.float32)
     if rng is not None:  # another photo: lighting shift, per-cell tint and pixel noise
@@ -118,17 +126,27 @@ def render_face(code: np.ndarray, size: int, rng: np.random.Generator | None = N
     img = np.kron(colours, np.ones((cell, cell, 1), dtype=np.float32))[:size, :size]
     if rng is not None:
         img = img + rng.normal(0, 8, img.shape)
-    return _png(np.clip(img, 0, 255).astype(np.uint8))
+    if noise > 0:
+        img = img + noise_rng.normal(0, noise, img.shape)
+    return _encode(np.clip(img, 0, 255).astype(np.uint8), fmt)
+
+
+def _new_name(rng: random.Random, taken: set) -> str:
+    """A first and last name not taken yet; once two-part names run short (26 x 24 = 624, fewer than the real
+    653 profiles), a middle initial. The first draws are unchanged, so small twins keep their names."""
+    for attempt in range(10_000):
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        name = f"{first} {last}" if attempt < 50 else f"{first} {rng.choice(FIRST)[0]}. {last}"
+        if name not in taken:
+            return name
+    raise ValueError(f"cannot draw a new name after {len(taken)} people: extend FIRST/LAST")
 
 
 def make_people(n: int, rng: random.Random, np_rng: np.random.Generator, id_prefix: str, taken_names: set,
                 taken_codes: set, grid: int) -> list[Person]:
     people = []
     for i in range(n):
-        while True:
-            name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
-            if name not in taken_names:
-                break
+        name = _new_name(rng, taken_names)
         while True:
             code = np_rng.integers(0, 256, size=(grid, grid, 3))
             if code.tobytes() not in taken_codes:
@@ -205,7 +223,8 @@ def _write(folder: Path, rows: list[dict], schema: pa.Schema, shards: int = 1) -
     bounds = np.linspace(0, len(rows), shards + 1).astype(int)
     for s in range(shards):
         table = pa.Table.from_pylist(rows[bounds[s]:bounds[s + 1]], schema=schema)
-        pq.write_table(table, folder / f"train-{s:05d}-of-{shards:05d}.parquet")
+        # 100-row groups, as the `datasets` library writes image datasets (and the Hub's files are made by it)
+        pq.write_table(table, folder / f"train-{s:05d}-of-{shards:05d}.parquet", row_group_size=100)
 
 
 def generate(root: str | Path, spec: SyntheticSpec) -> dict:
@@ -217,15 +236,21 @@ def generate(root: str | Path, spec: SyntheticSpec) -> dict:
                               np.random.default_rng([spec.seed, 1]), "c", names, codes, spec.grid)
     rng, np_rng = random.Random(spec.seed), np.random.default_rng(spec.seed)
     fictitious = make_people(spec.num_fictitious, rng, np_rng, "", names, codes, spec.grid)
-    images = {p.id: render_face(p.code, spec.image_size) for p in fictitious + celebrities}
+    noise_rng = np.random.default_rng([spec.seed, 2])  # own stream: noise never shifts the other draws
+    ext = spec.image_ext
+
+    def face(p, other_photo_rng=None):
+        return render_face(p.code, spec.image_size, other_photo_rng, spec.image_format, spec.image_noise, noise_rng)
+
+    images = {p.id: face(p) for p in fictitious + celebrities}
 
     def image_field(p):
-        return {"image": {"bytes": images[p.id], "path": f"{p.id}.png"}}
+        return {"image": {"bytes": images[p.id], "path": f"{p.id}.{ext}"}}
 
     full = [benchmark_row(p, "eval", rng, image_field(p)) for p in fictitious]
     test = []
     for p in fictitious:
-        photos = [{"bytes": render_face(p.code, spec.image_size, np_rng), "path": f"{p.id}_test{k}.png"}
+        photos = [{"bytes": face(p, np_rng), "path": f"{p.id}_test{k}.{ext}"}
                   for k in range(spec.test_images_per_person)]
         test.append(benchmark_row(p, "test", rng, {"images": photos}))
     celebrity = [benchmark_row(p, "eval", rng, image_field(p)) for p in celebrities]
