@@ -74,3 +74,29 @@ def test_metadata_must_be_json(small_data, tmp_path):
 def test_empty_folder(tmp_path):
     with pytest.raises(DataError, match="no parquet file"):
         read_benchmark_folder(tmp_path)
+
+
+def test_truncated_parquet_file_is_named(small_data, tmp_path):
+    src = next((small_data / "MLLMU-Bench/Retain_Set").glob("*.parquet"))
+    (tmp_path / "Retain_Set").mkdir()
+    (tmp_path / "Retain_Set" / src.name).write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+    with pytest.raises(DataError, match=r"Retain_Set/train-00000-of-00001.parquet, field '<file>': not a readable"):
+        read_benchmark_folder(tmp_path / "Retain_Set")
+
+
+def test_duplicated_id_and_empty_test_images_are_fatal(small_data, tmp_path):
+    def dup(rows, schema):
+        rows[4]["ID"] = rows[2]["ID"]
+        return pa.Table.from_pylist(rows, schema=schema)
+
+    f = _copy_with(small_data / "MLLMU-Bench/Full_Set", tmp_path / "Full_Set", dup)
+    with pytest.raises(DataError, match=r"row 4 \(ID .*\), field 'ID': duplicated ID"):
+        read_benchmark_folder(f.parent)
+
+    def no_images(rows, schema):
+        rows[1]["images"] = []
+        return pa.Table.from_pylist(rows, schema=schema)
+
+    f = _copy_with(small_data / "MLLMU-Bench/Test_Set", tmp_path / "Test_Set", no_images)
+    with pytest.raises(DataError, match=r"row 1 .*field 'images': expected a non-empty list"):
+        read_benchmark_folder(f.parent)

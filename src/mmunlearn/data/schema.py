@@ -27,6 +27,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from PIL import Image
 
+from . import manifest
+
 log = logging.getLogger(__name__)
 
 IMAGE_TEXT, TEXT = "image_text", "text"
@@ -130,23 +132,42 @@ def _expect(cond: bool, file, field_name, message, row, pid) -> None:
 
 
 def parquet_files(folder: str | Path) -> list[Path]:
-    """All parquet shards of one dataset folder, in shard order (Test_Set has two)."""
+    """All parquet shards of one dataset folder, in shard order (Test_Set has two), checked against the data
+    manifest when the folder lies below one (``manifest.check_folder``)."""
     folder = Path(folder)
     files = sorted(folder.glob("*.parquet"))
     if not files:
         raise DataError(folder, "*.parquet", "no parquet file in this folder")
+    manifest.check_folder(folder)
     return files
 
 
-def _read_rows(file: Path, required: tuple[str, ...]) -> list[dict]:
+def _read_rows(file: Path, required: tuple[str, ...], image_columns: tuple[str, ...] = ("image",)):
+    """Check the file's columns, then return the image column's name and an iterator over (row index, row),
+    decoded a batch at a time so that a large shard (Test_Set: ~337 MB) is not held in memory twice."""
     try:
-        table = pq.read_table(file)
+        pf = pq.ParquetFile(file)
+        names = pf.schema_arrow.names
     except Exception as exc:
         raise DataError(file, "<file>", f"not a readable parquet file ({exc})") from None
-    missing = [c for c in required if c not in table.column_names]
+    missing = [c for c in required if c not in names]
     if missing:
-        raise DataError(file, missing[0], f"missing column (file has {table.column_names})")
-    return table.to_pylist()
+        raise DataError(file, missing[0], f"missing column (file has {names})")
+    image_col = next((c for c in image_columns if c in names), None)
+    if image_col is None:
+        raise DataError(file, image_columns[0], f"missing column (need one of {list(image_columns)}; file has {names})")
+
+    def rows():
+        r = 0
+        try:
+            for batch in pf.iter_batches(batch_size=32):
+                for row in batch.to_pylist():
+                    yield r, row
+                    r += 1
+        except (OSError, ValueError) as exc:  # pyarrow's errors on a damaged row group
+            raise DataError(file, "<file>", f"unreadable after row {r} ({exc})") from None
+
+    return image_col, rows()
 
 
 def _parse_mc(items, file, row, pid, field_name, report: LoadReport) -> list[MCQuestion]:
@@ -188,11 +209,9 @@ def read_benchmark_folder(folder: str | Path) -> tuple[dict[str, Profile], list[
     reports = []
     for file in parquet_files(folder):
         report = LoadReport(str(file))
-        rows = _read_rows(file, BENCH_COLUMNS)
-        image_col = "images" if rows and "images" in rows[0] else "image"
-        if rows and image_col not in rows[0]:
-            raise DataError(file, "image", "missing column (neither 'image' nor 'images')")
-        for r, row in enumerate(rows):
+        # Test_Set rows carry a list ``images``; the others one ``image`` (spec §1.2)
+        image_col, rows = _read_rows(file, BENCH_COLUMNS, ("image", "images"))
+        for r, row in rows:
             pid = str(row["ID"])
             _expect(pid not in profiles, file, "ID", "duplicated ID", r, pid)
             if image_col == "images":
@@ -226,19 +245,20 @@ def read_training_folder(folder: str | Path) -> tuple[list[Profile], list[LoadRe
     reports = []
     for file in parquet_files(folder):
         report = LoadReport(str(file))
-        for r, row in enumerate(_read_rows(file, TRAIN_COLUMNS)):
-            # ID is UNCONFIRMED for the training files; the row index stands in where it is absent.
-            pid = str(row["ID"]) if row.get("ID") is not None else f"{Path(file).parent.name}:{r}"
-            image = _image_bytes(row["image"], file, r, pid, "image")
-            _expect(isinstance(row["metadata"], str), file, "metadata", "expected a JSON string", r, pid)
+        for r, row in _read_rows(file, TRAIN_COLUMNS)[1]:
+            # ID is UNCONFIRMED for the training files: "" where absent (``sets.identify`` joins by image).
+            pid = str(row["ID"]) if row.get("ID") is not None else ""
+            where = pid or None
+            image = _image_bytes(row["image"], file, r, where, "image")
+            _expect(isinstance(row["metadata"], str), file, "metadata", "expected a JSON string", r, where)
             try:
                 pairs = json.loads(row["metadata"])
             except json.JSONDecodeError as exc:
-                raise DataError(file, "metadata", f"not valid JSON ({exc})", r, pid) from None
-            _expect(isinstance(pairs, list), file, "metadata", "expected a JSON list of {Question, Answer}", r, pid)
+                raise DataError(file, "metadata", f"not valid JSON ({exc})", r, where) from None
+            _expect(isinstance(pairs, list), file, "metadata", "expected a JSON list of {Question, Answer}", r, where)
             qa = []
             for i, p in enumerate(pairs):
-                _expect(isinstance(p, dict), file, f"metadata[{i}]", "expected {Question, Answer}", r, pid)
+                _expect(isinstance(p, dict), file, f"metadata[{i}]", "expected {Question, Answer}", r, where)
                 q, a = str(p.get("Question") or "").strip(), str(p.get("Answer") or "").strip()
                 if not q or not a:  # the original drops these too (spec §2.1)
                     report.skip("empty Question or Answer", f"row {r} ID {pid} metadata[{i}]")
