@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from ..data.schema import Profile, read_benchmark_folder, read_training_folder
+from ..data.sets import folder_set
 from ..io import atomic_dir, provenance, write_json_atomic
 from ..models import prompts
 from ..models.loading import load_model
@@ -60,7 +61,7 @@ def _save(vlm: VisionLanguageModel, out_dir: Path, meta: dict, history: list[dic
         write_json_atomic(tmp / "run.json", meta)
 
 
-def _all_text(data_root: Path) -> list[str]:
+def _all_text(data_root: Path, corpus: str) -> list[str]:
     """Every string of the dataset, for training the tiny tokenizer (vocabulary only, no knowledge)."""
     texts = [prompts.LETTER_INSTRUCTION, prompts.CLOZE_INSTRUCTION, "USER: ASSISTANT: Question: Correct Answer:"]
     bench = data_root / "MLLMU-Bench"
@@ -70,7 +71,7 @@ def _all_text(data_root: Path) -> list[str]:
             for qs in p.classification.values():
                 texts += [q.question + " " + " ".join(q.options.values()) for q in qs]
             texts += [q.question + " " + q.ground_truth for q in p.generation + p.cloze]
-    for folder in (bench / "ft_Data", data_root / "Pretrain_Set"):
+    for folder in (bench / "ft_Data", data_root / corpus):
         for p in read_training_folder(folder)[0]:
             texts += [q.question + " " + q.answer for q in p.qa]
     return texts
@@ -79,14 +80,16 @@ def _all_text(data_root: Path) -> list[str]:
 def pretrain_tiny_base(data_root: str | Path, model_cfg: dict, hp: dict, out_dir: str | Path, seed: int,
                        config: dict) -> dict:
     """Build the tiny LLaVA from config and give it "pre-trained" knowledge: a full fine-tune on the celebrity
-    QA pairs (``Pretrain_Set``) in every format, so that the Real-celebrity set measures knowledge the base had
-    before fine-tuning, as in the paper, and LoRA starts from a model with non-random embeddings."""
+    QA pairs (``hp["data"]``: the twin's ``Pretrain_Set``) in every format, so that the Real-celebrity set
+    measures knowledge the base had before fine-tuning, as in the paper, and LoRA starts from a model with
+    non-random embeddings."""
     data_root = Path(data_root)
     tiny = model_cfg["tiny"]
-    tokenizer = train_tokenizer(_all_text(data_root), tiny["vocab_size"])
+    corpus = hp.get("data", "Pretrain_Set")
+    tokenizer = train_tokenizer(_all_text(data_root, corpus), tiny["vocab_size"])
     model, processor = build_tiny_llava(tokenizer, tiny, seed)
     vlm = VisionLanguageModel(model, processor, model_cfg["family"])
-    celebrities, _ = read_training_folder(data_root / "Pretrain_Set")
+    celebrities = folder_set(data_root, corpus)
     items = build_mix(celebrities, hp["formats"], vlm.family.train_prompt, seed)
     encoded = encode_items(vlm, items, hp.get("append_eos", True), hp.get("max_length"))
     cfg = train_config(hp, seed)

@@ -1,0 +1,76 @@
+"""Training sets per stage, and the join of training rows to their Full_Set profile (ID, else image)."""
+import io
+import shutil
+
+import pyarrow as pa
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from mmunlearn.data.schema import DataError
+from mmunlearn.data.sets import split_sets, vanilla_set
+from mmunlearn.data.splits import build_split
+from mmunlearn.train.examples import items_for
+from mmunlearn.models.prompts import qa_prompt
+
+FEWSHOT = {"classification": 1, "cloze": 2}
+
+
+def _twin_copy(small_data, tmp_path):
+    root = tmp_path / "twin"
+    shutil.copytree(small_data, root)
+    return root
+
+
+def test_vanilla_set_is_every_fictitious_profile_with_names(small_data):
+    profiles = vanilla_set(small_data)
+    assert len(profiles) == 20 and all(p.name() and p.qa for p in profiles)
+
+
+@pytest.mark.parametrize("ratio", [10, 25])  # 10: published baseline folders; 25: derived from ft_Data by ID
+def test_split_sets_follow_the_split(small_data, ratio):
+    split = build_split(small_data / "MLLMU-Bench", ratio, seed=2, fewshot=FEWSHOT)
+    sets = split_sets(small_data, split)
+    assert sorted(p.id for p in sets["forget"]) == split["forget_ids"]
+    assert sorted(p.id for p in sets["retain"]) == split["retain_ids"]
+    assert split["source"] == ("published" if ratio == 10 else "derived")
+
+
+def test_training_rows_without_id_or_biography_are_joined_by_image(small_data, tmp_path):
+    """The real training files may carry only image + metadata (spec §1.1, UNCONFIRMED)."""
+    root = _twin_copy(small_data, tmp_path)
+    for f in root.glob("**/ft_Data/*.parquet"):
+        pq.write_table(pq.read_table(f).drop_columns(["ID", "biography"]), f)
+    split = build_split(root / "MLLMU-Bench", 25, seed=2, fewshot=FEWSHOT)
+    sets = split_sets(root, split)
+    assert sorted(p.id for p in sets["forget"]) == split["forget_ids"]
+    reference = {p.id: p for p in vanilla_set(small_data)}
+    for p in sets["forget"]:
+        assert p.biography == reference[p.id].biography and p.qa == reference[p.id].qa
+    # the text-only variant can name the person
+    items = items_for(sets["forget"], "qa_text", qa_prompt, rng=None)
+    assert items and all(not it.images for it in items)
+    assert any(reference[sets["forget"][0].id].name() in it.prompt for it in items)
+
+
+def test_training_row_that_matches_no_profile_is_named(small_data, tmp_path):
+    root = _twin_copy(small_data, tmp_path)
+    f = next(root.glob("MLLMU-Bench/ft_Data/*.parquet"))
+    table = pq.read_table(f).drop_columns(["ID"])
+    rows = table.to_pylist()
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(buf, format="PNG")  # nobody's face
+    rows[3]["image"] = {"bytes": buf.getvalue(), "path": "x.png"}
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), f)
+    with pytest.raises(DataError, match=r"ft_Data, row 3, field 'image'.*no ID and its image matches no Full_Set"):
+        vanilla_set(root)
+
+
+def test_published_baseline_folder_that_disagrees_with_the_split_is_an_error(small_data, tmp_path):
+    root = _twin_copy(small_data, tmp_path)
+    shutil.copy(next(root.glob("baseline_train_split/forget_5/*.parquet")),
+                next(root.glob("baseline_train_split/forget_10/*.parquet")))
+    split = build_split(root / "MLLMU-Bench", 10, seed=2, fewshot=FEWSHOT)
+    with pytest.raises(DataError, match=r"forget_10.*not the split's 2 forget profiles"):
+        split_sets(root, split)
