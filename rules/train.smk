@@ -9,6 +9,7 @@ rule pretrain_tiny_base:
         model_cfg=lambda wc: config["models"][wc.model],
         seed=SEED,
         code=code_version(*CODE_TRAIN, "workflow_scripts/pretrain_tiny_base.py"),
+        checkpoints="checkpoints/{model}/base",  # resumable state lives outside the outputs (deleted on failure)
     threads: config["threads"]["pretrain"]
     resources:
         runtime=30,
@@ -32,6 +33,7 @@ rule finetune_vanilla:
         hp=config["finetune"],
         seed=SEED,
         code=code_version(*CODE_TRAIN, "workflow_scripts/finetune.py"),
+        checkpoints="checkpoints/{model}/vanilla",
     threads: threads_for("gpu")
     resources:
         runtime=24 * 60,
@@ -58,6 +60,7 @@ rule finetune_oracle:
         hp=config["oracle"],
         seed=SEED,
         code=code_version(*CODE_TRAIN, "workflow_scripts/finetune.py"),
+        checkpoints="checkpoints/{model}/oracle_{ratio}",
     threads: threads_for("gpu")
     resources:
         runtime=24 * 60,

@@ -16,6 +16,7 @@ rule unlearn:
         hp=lambda wc: config["methods"][wc.method],
         seed=SEED,
         code=code_version(*CODE_TRAIN, "workflow_scripts/unlearn.py"),
+        checkpoints="checkpoints/{model}/{method}_{modality}_{ratio}",
     threads: threads_for("gpu")
     resources:
         runtime=12 * 60,

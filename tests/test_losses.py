@@ -87,3 +87,42 @@ def test_registry():
     assert get_loss("npo").refs == ("oracle",) and get_loss("kl_min").refs == ("vanilla",)
     with pytest.raises(KeyError, match="unknown unlearning method 'gaa'"):
         get_loss("gaa")
+
+
+def test_sequential_steps_use_only_the_terms_of_the_stream_present():
+    model = Fixed(_logits_for([0.5, 0.5, 0.5]))
+    batch = _batch(torch.tensor([[-100, 1, 1]]))
+    for method in ("grad_diff", "kl_min"):
+        forget_only, logs = get_loss(method).fn(model, {"forget": batch}, {"vanilla": model}, {})
+        assert forget_only.item() == pytest.approx(math.log(0.5)) and set(logs) == {"forget_nll"}
+    retain_only, logs = get_loss("kl_min").fn(model, {"retain": batch}, {"vanilla": model}, {})
+    assert retain_only.item() == pytest.approx(-math.log(0.5)) and logs["kl"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_simnpo_is_length_normalised_and_reference_free():
+    # per-token forget NLL: one sequence with 2 tokens at p = 0.5 -> NLL/|y| = log 2; retain NLL = log 4
+    f, r = _batch(torch.tensor([[-100, 1, 1]])), _batch(torch.tensor([[-100, 1, -100]]))
+    beta, gamma = 2.0, 0.5
+    model = Fixed(_logits_for([0.5, 0.5, 0.5]))
+    loss, logs = get_loss("simnpo").fn(model, {"forget": f, "retain": r}, {}, {"beta": beta, "gamma": gamma,
+                                                                               "retain_weight": 0.0})
+    expected = -(2 / beta) * math.log(1 / (1 + math.exp(-(beta * math.log(2) - gamma))))
+    assert loss.item() == pytest.approx(expected) and logs["forget_nll"] == pytest.approx(math.log(2))
+    assert get_loss("simnpo").refs == ()
+    # minimising it raises the forget NLL: d loss / d NLL < 0
+    nll = torch.tensor(math.log(2), requires_grad=True)
+    (-(2 / beta) * torch.nn.functional.logsigmoid(beta * nll - gamma)).backward()
+    assert nll.grad.item() < 0
+
+
+def test_idkpo_prefers_idk_over_the_true_answer():
+    from mmunlearn.train.losses import dpo_loss
+
+    # equal to the reference: margin 0 -> loss (2/β) log 2; gradient lowers the idk NLL and raises the true NLL
+    idk, true = torch.tensor([2.0], requires_grad=True), torch.tensor([1.0], requires_grad=True)
+    loss = dpo_loss(idk, torch.tensor([2.0]), true, torch.tensor([1.0]), beta=0.5)
+    assert loss.item() == pytest.approx((2 / 0.5) * math.log(2))
+    loss.backward()
+    assert idk.grad.item() > 0 and true.grad.item() < 0  # descent: idk NLL down, true NLL up
+    spec = get_loss("idkpo")
+    assert spec.paired == {"forget_idk": "forget"} and spec.refs == ("vanilla",)

@@ -5,4 +5,5 @@ from mmunlearn.workflow import resolved_config, setup
 smk = snakemake  # noqa: F821
 setup(smk)
 cfg = smk.params.model_cfg
-pretrain_tiny_base(smk.input.data, cfg, cfg["pretrain"], smk.output.run, smk.params.seed, resolved_config(smk))
+pretrain_tiny_base(smk.input.data, cfg, cfg["pretrain"], smk.output.run, smk.params.seed, resolved_config(smk),
+                   checkpoint_root=smk.params.checkpoints)

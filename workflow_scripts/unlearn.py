@@ -13,4 +13,4 @@ log.info("%s (%s): forget %d profiles, retain %d", smk.wildcards.method, smk.wil
          len(sets["forget"]), len(sets["retain"]))
 unlearn(smk.wildcards.method, smk.wildcards.modality, sets["forget"], sets["retain"], smk.params.model_cfg,
         smk.params.base_source, smk.input.vanilla, smk.input.oracle[0] if smk.input.oracle else None, smk.params.hp,
-        smk.output.run, smk.params.seed, resolved_config(smk))
+        smk.output.run, smk.params.seed, resolved_config(smk), checkpoint_root=smk.params.checkpoints)

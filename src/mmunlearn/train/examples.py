@@ -74,3 +74,14 @@ def build_mix(profiles: list[Profile], formats: list[str], train_prompt, seed: i
         k = round(len(items) * replay_fraction / (1 - replay_fraction))
         items += [pool[i % len(pool)] for i in rng.sample(range(max(k, len(pool))), k)] if pool else []
     return items
+
+
+# "I don't know" answers for IdkPO (after TOFU's idontknow list, our own wording).
+IDK_ANSWERS = ("I don't know.", "I have no idea.", "I am not sure.", "I cannot answer that.",
+               "That is unknown to me.")
+
+
+def idk_items(items: list[TrainItem], answers, seed: int) -> list[TrainItem]:
+    """The same prompts (and images), each answered with a seeded choice of "I don't know" answers."""
+    rng = random.Random(f"{seed}:idk")
+    return [TrainItem(it.prompt, " " + rng.choice(list(answers)), it.images) for it in items]

@@ -2,13 +2,14 @@
 
 A loss gets the model, a dict of batches by stream name (``forget``, ``retain``, or ``train`` for plain
 fine-tuning), the frozen reference models it declared (``vanilla`` for KL-Min, ``oracle`` for NPO) and its
-hyper-parameters; it returns the scalar to minimise and a dict of numbers to log. Adding a method is one
-``@register_loss`` function.
+hyper-parameters; it returns the scalar to minimise and a dict of numbers to log. Under the ``sequential``
+schedule (the original GradDiff / KL-Min) a step carries one stream only, so losses with several streams add
+the terms of the streams present. Adding a method is one ``@register_loss`` function.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -21,14 +22,15 @@ class LossSpec:
     fn: Callable
     streams: tuple[str, ...]
     refs: tuple[str, ...] = ()
+    paired: dict = field(default_factory=dict)  # stream -> stream whose items it pairs with one by one
 
 
 LOSSES: dict[str, LossSpec] = {}
 
 
-def register_loss(name: str, streams: tuple[str, ...], refs: tuple[str, ...] = ()):
+def register_loss(name: str, streams: tuple[str, ...], refs: tuple[str, ...] = (), paired: dict | None = None):
     def wrap(fn):
-        LOSSES[name] = LossSpec(name, fn, streams, refs)
+        LOSSES[name] = LossSpec(name, fn, streams, refs, dict(paired or {}))
         return fn
     return wrap
 
@@ -70,12 +72,21 @@ def gradient_ascent(model, batches, refs, hp):
     return -forget, {"forget_nll": forget.item()}
 
 
+def _stream_nll(model, batches, name):
+    return mean_nll(_forward(model, batches[name]), batches[name]["labels"])
+
+
 @register_loss("grad_diff", streams=("forget", "retain"))
 def gradient_difference(model, batches, refs, hp):
-    """GradDiff: ascend forget NLL, descend retain NLL, weighted by ``retain_weight``."""
-    forget = mean_nll(_forward(model, batches["forget"]), batches["forget"]["labels"])
-    retain = mean_nll(_forward(model, batches["retain"]), batches["retain"]["labels"])
-    return -forget + hp.get("retain_weight", 1.0) * retain, {"forget_nll": forget.item(), "retain_nll": retain.item()}
+    """GradDiff: ascend forget NLL, descend retain NLL weighted by ``retain_weight`` (the original: 1)."""
+    loss, logs = 0.0, {}
+    if "forget" in batches:
+        forget = _stream_nll(model, batches, "forget")
+        loss, logs["forget_nll"] = loss - forget, forget.item()
+    if "retain" in batches:
+        retain = _stream_nll(model, batches, "retain")
+        loss, logs["retain_nll"] = loss + hp.get("retain_weight", 1.0) * retain, retain.item()
+    return loss, logs
 
 
 def kl_to_reference(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor, over: str) -> torch.Tensor:
@@ -93,13 +104,20 @@ def kl_to_reference(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torc
 @register_loss("kl_min", streams=("forget", "retain"), refs=("vanilla",))
 def kl_minimisation(model, batches, refs, hp):
     """KL-Min: ascend forget NLL; on retain, NLL plus KL to the frozen vanilla model."""
-    forget = mean_nll(_forward(model, batches["forget"]), batches["forget"]["labels"])
-    logits = _forward(model, batches["retain"])
-    with torch.no_grad():
-        ref_logits = _forward(refs["vanilla"], batches["retain"])
-    retain = mean_nll(logits, batches["retain"]["labels"])
-    kl = kl_to_reference(logits, ref_logits, batches["retain"]["labels"], hp.get("kl_over", "answer"))
-    return -forget + retain + kl, {"forget_nll": forget.item(), "retain_nll": retain.item(), "kl": kl.item()}
+    loss, logs = 0.0, {}
+    if "forget" in batches:
+        forget = _stream_nll(model, batches, "forget")
+        loss, logs["forget_nll"] = loss - forget, forget.item()
+    if "retain" in batches:
+        batch = batches["retain"]
+        logits = _forward(model, batch)
+        with torch.no_grad():
+            ref_logits = _forward(refs["vanilla"], batch)
+        retain = mean_nll(logits, batch["labels"])
+        kl = kl_to_reference(logits, ref_logits, batch["labels"], hp.get("kl_over", "answer"))
+        loss = loss + hp.get("retain_weight", 1.0) * retain + kl
+        logs.update(retain_nll=retain.item(), kl=kl.item())
+    return loss, logs
 
 
 def npo_loss(nll_theta: torch.Tensor, nll_ref: torch.Tensor, beta: float) -> torch.Tensor:
@@ -121,3 +139,40 @@ def negative_preference(model, batches, refs, hp):
         theta, ref = token_nll(logits, batch["labels"])[0], token_nll(ref_logits, batch["labels"])[0]
     loss = npo_loss(theta, ref, hp["beta"])
     return loss, {"forget_nll": theta.mean().item(), "ref_nll": ref.mean().item()}
+
+
+@register_loss("simnpo", streams=("forget", "retain"))
+def simple_npo(model, batches, refs, hp):
+    """SimNPO (Fan et al. 2024), beyond the paper: reference-free NPO on the length-normalised forget NLL,
+    ``-(2/β) log σ(β·NLL/|y| - γ)`` per sequence, plus ``retain_weight`` × retain NLL."""
+    batch = batches["forget"]
+    total, count = token_nll(_forward(model, batch), batch["labels"])
+    per_token = total / count.clamp(min=1)
+    forget = (-(2.0 / hp["beta"]) * F.logsigmoid(hp["beta"] * per_token - hp.get("gamma", 0.0))).mean()
+    retain = _stream_nll(model, batches, "retain")
+    return forget + hp.get("retain_weight", 1.0) * retain, {"forget_nll": per_token.mean().item(),
+                                                           "retain_nll": retain.item()}
+
+
+def dpo_loss(chosen_theta, chosen_ref, rejected_theta, rejected_ref, beta: float) -> torch.Tensor:
+    """DPO with NLLs (log-likelihood = -NLL): -(2/β) log σ(β[(ll_θ(c) - ll_ref(c)) - (ll_θ(r) - ll_ref(r))]).
+    The 2/β scale matches NPO's; mean over the batch."""
+    margin = (chosen_ref - chosen_theta) - (rejected_ref - rejected_theta)
+    return (-(2.0 / beta) * F.logsigmoid(beta * margin)).mean()
+
+
+@register_loss("idkpo", streams=("forget", "forget_idk", "retain"), refs=("vanilla",),
+               paired={"forget_idk": "forget"})
+def idk_preference(model, batches, refs, hp):
+    """IdkPO (TOFU's IdkDPO), beyond the paper: prefer an "I don't know" answer over the true one on each
+    forget question (DPO against the vanilla model), plus ``retain_weight`` × retain NLL."""
+    true, idk = batches["forget"], batches["forget_idk"]
+    theta_true = token_nll(_forward(model, true), true["labels"])[0]
+    theta_idk = token_nll(_forward(model, idk), idk["labels"])[0]
+    with torch.no_grad():
+        ref_true = token_nll(_forward(refs["vanilla"], true), true["labels"])[0]
+        ref_idk = token_nll(_forward(refs["vanilla"], idk), idk["labels"])[0]
+    pref = dpo_loss(theta_idk, ref_idk, theta_true, ref_true, hp["beta"])
+    retain = _stream_nll(model, batches, "retain")
+    return pref + hp.get("retain_weight", 1.0) * retain, {
+        "forget_nll": theta_true.mean().item(), "idk_nll": theta_idk.mean().item(), "retain_nll": retain.item()}

@@ -1,22 +1,38 @@
 """One training loop for fine-tuning and every unlearning method.
 
-The loop draws one batch per stream per step (the ``forget`` stream, or ``train``, sets the epoch; a ``retain``
-stream is cycled alongside it), calls the method's loss from the registry, and steps AdamW with a linear
-schedule. It logs loss and speed, and writes a CSV loss log. Data order is fixed by the seed.
+Before the first step the loop fixes, from the seed alone, the whole *plan*: which items of which stream each
+step uses. Two schedules (``TrainConfig.schedule``):
+
+- ``interleaved``: every step draws one batch from each of the method's streams; the first stream (``forget``,
+  or ``train``) sets the epoch, the others are cycled alongside it;
+- ``sequential`` (the original GradDiff / KL-Min, spec §4): each epoch is one pass over all ``forget`` batches,
+  then one pass over all ``retain`` batches; a step sees one stream, and the loss uses the terms of that stream.
+
+Streams a method declares as *paired* (``LossSpec.paired``, e.g. IdkPO's ``forget_idk``) use the same item
+indices as the stream they pair with. The learning rate follows a linear schedule stepped every optimiser step
+(``lr_step: step``) or, as the original GradDiff / KL-Min, once per epoch (``lr_step: epoch``).
+
+Resumable: with a checkpoint folder, the loop saves trainable weights, optimiser, scheduler, RNG state and the
+loss history every ``checkpoint_every`` steps (atomically), and on start continues from a checkpoint whose key
+(config, method, data fingerprint) matches. A fixed plan plus restored RNG state gives the same result as an
+uninterrupted run.
 """
 
 from __future__ import annotations
 
-import csv
+import hashlib
+import json
 import logging
 import math
 import random
+import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from ..io import atomic_file
 from ..models.registry import Encoded, VisionLanguageModel
 from .losses import get_loss
 
@@ -35,58 +51,151 @@ class TrainConfig:
     max_steps: int | None = None
     grad_clip: float | None = None
     log_every: int = 10
+    schedule: str = "interleaved"  # "interleaved" | "sequential" (see module docstring)
+    lr_step: str = "step"  # "step" | "epoch"
+    checkpoint_every: int | None = None
     hp: dict = field(default_factory=dict)  # the loss's own hyper-parameters (beta, retain_weight, ...)
 
 
-def _batches(items: list[Encoded], batch_size: int, rng: random.Random):
-    """Endless shuffled batches, reshuffled every pass."""
+def _passes(n: int, batch_size: int, rng: random.Random):
+    """Endless shuffled batches of indices, reshuffled every pass."""
     while True:
-        order = list(range(len(items)))
+        order = list(range(n))
         rng.shuffle(order)
-        for i in range(0, len(order), batch_size):
-            yield [items[j] for j in order[i:i + batch_size]]
+        for i in range(0, n, batch_size):
+            yield order[i:i + batch_size]
+
+
+def make_plan(sizes: dict[str, int], streams: tuple[str, ...], paired: dict[str, str], cfg: TrainConfig):
+    """The list of steps ({stream: item indices}) and each step's epoch number (1-based)."""
+    rng = random.Random(cfg.seed)
+    own = [s for s in streams if s not in paired]
+    iters = {s: _passes(sizes[s], cfg.batch_size, random.Random(rng.random())) for s in own}
+    per_epoch = {s: math.ceil(sizes[s] / cfg.batch_size) for s in own}
+    plan, epochs = [], []
+    if cfg.schedule == "interleaved":
+        total = cfg.max_steps or max(1, round(per_epoch[own[0]] * cfg.epochs))
+        for step in range(total):
+            plan.append({s: next(iters[s]) for s in own})
+            epochs.append(step // per_epoch[own[0]] + 1)
+    elif cfg.schedule == "sequential":
+        for epoch in range(1, math.ceil(cfg.epochs) + 1):
+            for s in own:
+                for _ in range(per_epoch[s]):
+                    plan.append({s: next(iters[s])})
+                    epochs.append(epoch)
+        if cfg.max_steps:
+            plan, epochs = plan[:cfg.max_steps], epochs[:cfg.max_steps]
+    else:
+        raise ValueError(f"unknown schedule '{cfg.schedule}'; known: interleaved, sequential")
+    for step in plan:
+        for s, lead in paired.items():
+            if lead in step:
+                step[s] = step[lead]
+    return plan, epochs
+
+
+def _fingerprint(streams: dict[str, list[Encoded]]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(streams):
+        h.update(name.encode())
+        for e in streams[name]:
+            h.update(str((e.input_ids, e.n_prompt, len(e.images))).encode())
+            for img in e.images:
+                h.update(hashlib.sha256(img).digest())
+    return h.hexdigest()
+
+
+class Checkpoints:
+    """Checkpoints of one run in ``root/<key>/``; the key changes with anything that changes the result."""
+
+    def __init__(self, root: str | Path, key: str):
+        self.dir = Path(root) / key[:16]
+        self.file = self.dir / "checkpoint.pt"
+
+    def load(self):
+        return torch.load(self.file, map_location="cpu", weights_only=False) if self.file.is_file() else None
+
+    def save(self, state: dict) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with atomic_file(self.file) as tmp:
+            torch.save(state, tmp)
+
+    def clear(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def train(vlm: VisionLanguageModel, method: str, streams: dict[str, list[Encoded]], cfg: TrainConfig,
-          refs: dict | None = None, loss_log: str | Path | None = None) -> list[dict]:
+          refs: dict | None = None, checkpoint_root: str | Path | None = None,
+          identity: dict | None = None) -> list[dict]:
+    """Train ``vlm.model``'s trainable parameters with ``method``'s loss; returns the loss history. ``identity``
+    names what the data fingerprint cannot see (the input models' content) for the checkpoint key."""
     spec = get_loss(method)
     missing = [s for s in spec.streams if not streams.get(s)]
     if missing:
         raise ValueError(f"method '{method}' needs non-empty data streams {missing}")
-    lead = spec.streams[0]
-    steps_per_epoch = math.ceil(len(streams[lead]) / cfg.batch_size)
-    total = cfg.max_steps or max(1, round(steps_per_epoch * cfg.epochs))
-    rng = random.Random(cfg.seed)
-    iters = {s: _batches(streams[s], cfg.batch_size, random.Random(rng.random())) for s in spec.streams}
+    for s, lead in spec.paired.items():
+        if len(streams[s]) != len(streams[lead]):
+            raise ValueError(f"stream '{s}' must pair item by item with '{lead}'")
+    plan, epoch_of = make_plan({s: len(streams[s]) for s in spec.streams}, spec.streams, spec.paired, cfg)
+    total = len(plan)
     params = [p for p in vlm.model.parameters() if p.requires_grad]
+    names = [n for n, p in vlm.model.named_parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    warmup = round(total * cfg.warmup_ratio)
+    sched_total = epoch_of[-1] if cfg.lr_step == "epoch" else total
+    warmup = round(sched_total * cfg.warmup_ratio)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup
+        else max(0.0, (sched_total - s) / max(1, sched_total - warmup)))
+
+    history, start = [], 1
+    ckpt = None
+    if checkpoint_root is not None:
+        key = hashlib.sha256(json.dumps([method, asdict(cfg), _fingerprint(streams), names, identity],
+                                        sort_keys=True, default=str).encode()).hexdigest()
+        ckpt = Checkpoints(checkpoint_root, key)
+        state = ckpt.load()
+        if state is not None:
+            with torch.no_grad():
+                for p, saved in zip(params, state["params"]):
+                    p.copy_(saved)
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["schedule"])
+            torch.set_rng_state(state["torch_rng"])
+            if state.get("cuda_rng") is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
+            history, start = state["history"], state["step"] + 1
+            log.info("resuming %s from checkpoint %s at step %d/%d", method, ckpt.file, start, total)
+
     vlm.model.train()
-    history, t0 = [], time.time()
-    log.info("training %s: %d steps (%d per epoch over %d '%s' items), batch %d, lr %g",
-             method, total, steps_per_epoch, len(streams[lead]), lead, cfg.batch_size, cfg.lr)
-    for step in range(1, total + 1):
-        batches = {s: vlm.collate(next(iters[s]), "right", labels=cfg.labels) for s in spec.streams}
+    t0 = time.time()
+    log.info("training %s: %d steps (%s schedule, %s), batch %d, lr %g", method, total, cfg.schedule,
+             ", ".join(f"{len(streams[s])} '{s}' items" for s in spec.streams), cfg.batch_size, cfg.lr)
+    for step in range(start, total + 1):
+        batches = {s: vlm.collate([streams[s][i] for i in idx], "right", labels=cfg.labels)
+                   for s, idx in plan[step - 1].items()}
         loss, logs = spec.fn(vlm.model, batches, refs or {}, cfg.hp)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        lr = optimizer.param_groups[0]["lr"]
         optimizer.step()
-        schedule.step()
-        row = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss.item(),
-               "lr": schedule.get_last_lr()[0], **logs}
+        if cfg.lr_step == "step" or step == total or epoch_of[step] != epoch_of[step - 1]:
+            schedule.step()
+        row = {"step": step, "epoch": epoch_of[step - 1], "streams": "+".join(plan[step - 1]),
+               "loss": loss.item(), "lr": lr, **logs}
         history.append(row)
         if step % cfg.log_every == 0 or step == total:
-            rate = step / (time.time() - t0)
+            rate = (step - start + 1) / (time.time() - t0)
             log.info("step %d/%d loss %.4f %s (%.2f steps/s, eta %.0f s)", step, total, row["loss"],
                      " ".join(f"{k} {v:.4f}" for k, v in logs.items()), rate, (total - step) / rate)
+        if ckpt and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
+            ckpt.save({"step": step, "params": [p.detach().clone() for p in params],
+                       "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                       "torch_rng": torch.get_rng_state(), "history": history,
+                       "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None})
     vlm.model.eval()
-    if loss_log:
-        with open(loss_log, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(history[0]))
-            writer.writeheader()
-            writer.writerows(history)
+    if ckpt:
+        ckpt.clear()  # the caller writes the finished run atomically; nothing to resume any more
     return history

@@ -1,0 +1,40 @@
+"""The training plan: schedules, pairing, epochs and the per-epoch learning rate of the original."""
+import pytest
+
+from mmunlearn.train.trainer import TrainConfig, make_plan
+
+
+def cfg(**kw):
+    return TrainConfig(**{"lr": 1.0, "epochs": 2, "batch_size": 2, "seed": 0, **kw})
+
+
+def test_interleaved_lead_stream_sets_the_epoch_and_others_cycle():
+    plan, epochs = make_plan({"forget": 4, "retain": 10}, ("forget", "retain"), {}, cfg())
+    assert len(plan) == 4 and epochs == [1, 1, 2, 2]
+    assert all(set(step) == {"forget", "retain"} for step in plan)
+    first_epoch = sorted(i for step in plan[:2] for i in step["forget"])
+    assert first_epoch == [0, 1, 2, 3]  # each forget item once per epoch
+
+
+def test_sequential_is_forget_pass_then_retain_pass_per_epoch():
+    plan, epochs = make_plan({"forget": 4, "retain": 6}, ("forget", "retain"), {}, cfg(schedule="sequential"))
+    assert [list(s) for s in plan] == [["forget"]] * 2 + [["retain"]] * 3 + [["forget"]] * 2 + [["retain"]] * 3
+    assert epochs == [1] * 5 + [2] * 5
+    assert sorted(i for s in plan[2:5] for i in s["retain"]) == list(range(6))
+
+
+def test_paired_stream_uses_the_same_items():
+    plan, _ = make_plan({"forget": 5, "forget_idk": 5, "retain": 3}, ("forget", "forget_idk", "retain"),
+                        {"forget_idk": "forget"}, cfg())
+    assert all(step["forget_idk"] == step["forget"] for step in plan)
+
+
+def test_plan_depends_on_the_seed_only():
+    a = make_plan({"train": 9}, ("train",), {}, cfg(seed=3))
+    assert a == make_plan({"train": 9}, ("train",), {}, cfg(seed=3))
+    assert a != make_plan({"train": 9}, ("train",), {}, cfg(seed=4))
+
+
+def test_unknown_schedule():
+    with pytest.raises(ValueError, match="unknown schedule"):
+        make_plan({"train": 2}, ("train",), {}, cfg(schedule="zigzag"))
