@@ -33,7 +33,11 @@ def test_paper_settings():
     assert config["finetune"]["lora"] == {"r": 16, "alpha": 16, "dropout": 0.05, "init": "gaussian"}
     assert (config["finetune"]["lr"], config["finetune"]["epochs"], config["finetune"]["batch_size"],
             config["finetune"]["max_length"]) == (2e-5, 5, 4, 384)
-    assert set(config["methods"]) == {"ga", "grad_diff", "kl_min", "npo"} and config["methods"]["npo"]["beta"] == 0.4
+    assert set(config["study"]["methods"]) == {"ga", "grad_diff", "kl_min", "npo"}  # the paper's four
+    assert set(config["methods"]) == {"ga", "grad_diff", "kl_min", "npo", "simnpo", "idkpo"}  # + two beyond it
+    assert config["methods"]["npo"]["beta"] == 0.4
+    for m in ("grad_diff", "kl_min"):  # the original's data schedule and per-epoch scheduler (spec 4)
+        assert config["methods"][m]["schedule"] == "sequential" and config["methods"][m]["lr_step"] == "epoch"
     assert config["models"]["llava-1.5-7b"]["hub_id"] == "llava-hf/llava-1.5-7b-hf"
     assert config["data"]["hub"]["revision"] == "e91a01eb060b61be8dbde7edb48b121341bd0890"
 
@@ -42,7 +46,8 @@ def test_every_hyper_parameter_names_its_source():
     """Learning rates, epochs, batch sizes, LoRA and method constants carry a [source] comment."""
     text = (REPO / "config.yaml").read_text()
     block = text.split("\nfinetune:")[1].split("\neval:")[0]
-    keys = ("lr:", "epochs:", "lora:", "beta:", "retain_weight:", "kl_over:", "npo_level:", "labels:")
+    keys = ("lr:", "epochs:", "lora:", "beta:", "gamma:", "retain_weight:", "kl_over:", "npo_level:", "labels:",
+            "schedule:", "lr_step:")
     lines = [ln for ln in block.splitlines() if ln.strip().startswith(keys)]
     assert len(lines) > 20
     for line in lines:

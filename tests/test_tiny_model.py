@@ -74,3 +74,53 @@ def test_logliks_batched_equal_single(vlm):
     single = [continuation_logliks(vlm, [it], batch_size=1)[0] for it in items]
     assert batched == pytest.approx(single, abs=1e-9)
     assert all(v < 0 for v in batched)
+
+
+def test_imported_full_vanilla_model_starts_the_chain(vlm, tmp_path):
+    """models.<m>.vanilla: a released merged checkpoint is recorded, not copied, and loading goes through it."""
+    from mmunlearn.models.loading import load_model
+    from mmunlearn.train.stages import import_vanilla
+
+    full = tmp_path / "released"  # stands in for MLLMMU/LLaVA_Vanilla: weights only, no processor (spec §3)
+    vlm.model.save_pretrained(full)
+    base = tmp_path / "base"
+    vlm.model.save_pretrained(base)
+    vlm.processor.save_pretrained(base)
+    with torch.no_grad():  # make the "released" model differ from the base
+        released = type(vlm.model).from_pretrained(full)
+        released.lm_head.weight.add_(1.0)
+        released.save_pretrained(full)
+    run = tmp_path / "vanilla"
+    import_vanilla({"source": "local", "id": str(full)}, run, {}, seed=0)
+    assert not (run / "adapter").exists()
+    cfg = {"family": "llava", "source": "tiny", "dtype": "float64"}
+    loaded = load_model(cfg, str(base), run)
+    assert torch.equal(loaded.model.lm_head.weight, released.lm_head.weight.to(torch.float64))
+    with pytest.raises(ValueError, match="not a local model folder"):
+        import_vanilla({"source": "local", "id": str(tmp_path / "nothing")}, tmp_path / "v2", {}, seed=0)
+
+
+def test_gradient_checkpointing_with_lora_gives_the_same_gradients():
+    from mmunlearn.train.losses import mean_nll
+    from mmunlearn.train.stages import enable_gradient_checkpointing
+
+    grads = []
+    for checkpointing in (False, True):
+        tok = train_tokenizer(TEXTS, TINY["vocab_size"])
+        model, processor = build_tiny_llava(tok, TINY, seed=0)
+        v = VisionLanguageModel(model.to(torch.float64), processor, "llava")
+        add_lora(v, {"r": 4, "alpha": 8, "dropout": 0.0, "init": "gaussian"}, seed=0)
+        if checkpointing:
+            enable_gradient_checkpointing(v)
+        v.model.train()
+        img = render_face(np.arange(48).reshape(4, 4, 3), 16)
+        batch = v.collate([v.encode("USER: <image>\nWhat is the job of this person?\nASSISTANT:", " baker", (img,))],
+                          labels="answer")
+        logits = v.model(**{k: t for k, t in batch.items() if k != "labels"}).logits
+        mean_nll(logits, batch["labels"]).backward()
+        grads.append({n: p.grad.clone() for n, p in v.model.named_parameters() if p.requires_grad})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    # B starts at zero, so only B has a gradient at step 0: every B of every adapted layer must get one
+    assert all(g.abs().sum() > 0 for n, g in grads[1].items() if "lora_B" in n)
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-10), name

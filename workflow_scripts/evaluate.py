@@ -1,5 +1,6 @@
 """Evaluate one model run on one split: per-sample JSONL and a metrics JSON with provenance."""
 import json
+import os
 
 from mmunlearn.eval.runner import evaluate_split, run_identity
 from mmunlearn.io import provenance, sha256_tree, write_json_atomic, write_text_atomic
@@ -20,4 +21,5 @@ write_json_atomic(smk.output.metrics, {
     **identity, "results": metrics,
     "provenance": provenance(resolved_config(smk), seed=smk.params.seed, dtype=str(vlm.model.dtype),
                              effective_batch_size=smk.params.eval_cfg["batch_size"], device=str(vlm.device),
-                             adapter_sha256=sha256_tree(f"{run_dir}/adapter") if run_dir else None)})
+                             adapter_sha256=sha256_tree(f"{run_dir}/adapter")
+                             if run_dir and os.path.isdir(f"{run_dir}/adapter") else None)})

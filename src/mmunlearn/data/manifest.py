@@ -51,8 +51,9 @@ def load(manifest_path: Path) -> dict:
     try:
         data = json.loads(Path(manifest_path).read_text())
         files = data["files"]
-        if not isinstance(files, dict):
-            raise TypeError("'files' is not a mapping")
+        if not isinstance(files, dict) or not all(isinstance(e, dict) and {"sha256", "bytes"} <= set(e)
+                                                  for e in files.values()):
+            raise TypeError("'files' is not a mapping of path -> {sha256, bytes} (an older format?)")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ManifestError(f"{manifest_path}: unreadable manifest ({exc}); {RESTORE_HINT}") from None
     return data

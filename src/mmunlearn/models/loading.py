@@ -4,6 +4,10 @@ A run is stored as a LoRA adapter (safetensors) plus the processor, never as a m
 run's adapter was trained on top of the merged vanilla model, so loading it means: base, merge the vanilla
 adapter, apply (and for evaluation merge) the run's own adapter. ``run.json`` beside each adapter names its
 parent, so the chain is read from disk rather than re-derived.
+
+A vanilla model may also be *imported* instead of trained (``models.<m>.vanilla``): the authors' released
+merged checkpoint (``MLLMMU/LLaVA_Vanilla``), any full local model, or a local LoRA adapter. A full model is
+recorded in the run's ``run.json`` as ``model_source`` and becomes the base of every chain through that run.
 """
 
 from __future__ import annotations
@@ -19,26 +23,37 @@ from .registry import DTYPES, VisionLanguageModel, family
 log = logging.getLogger(__name__)
 
 
-def adapter_chain(run_dir: str | Path | None) -> list[Path]:
-    chain = []
+def adapter_chain(run_dir: str | Path | None) -> tuple[dict | None, list[Path]]:
+    """The full model the chain starts from (None: the configured base) and the adapters to apply, in order."""
+    chain, source = [], None
     while run_dir:
         run_dir = Path(run_dir)
         meta = json.loads((run_dir / "run.json").read_text())
+        if meta.get("model_source"):
+            source = {"source": meta["model_source"], "revision": meta.get("model_revision")}
+            break
         chain.insert(0, run_dir / "adapter")
         run_dir = meta.get("parent_run")
-    return chain
+    return source, chain
 
 
 def load_model(model_cfg: dict, base_source: str, run_dir: str | Path | None = None, dtype: str | None = None,
                device_map=None, merge: bool = True) -> VisionLanguageModel:
-    """Base model plus every adapter of ``run_dir``'s chain, merged into the weights."""
+    """Base model (or the imported full model the chain starts from) plus every adapter of ``run_dir``'s chain,
+    merged into the weights."""
     from peft import PeftModel
 
     fam = family(model_cfg["family"])
     torch_dtype = DTYPES[dtype or model_cfg["dtype"]]
     revision = model_cfg.get("revision") if model_cfg.get("source") == "hub" else None
-    model, processor = fam.load(base_source, revision, torch_dtype, device_map)
-    for adapter in adapter_chain(run_dir):
+    start, chain = adapter_chain(run_dir)
+    if start is None:
+        model, processor = fam.load(base_source, revision, torch_dtype, device_map)
+    else:
+        log.info("starting from the imported model %s", start["source"])
+        model, processor = fam.load(start["source"], start["revision"], torch_dtype, device_map,
+                                    processor_source=base_source)
+    for adapter in chain:
         log.info("applying adapter %s", adapter)
         model = PeftModel.from_pretrained(model, adapter)
         if merge:

@@ -29,7 +29,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 @dataclass(frozen=True)
 class Family:
     name: str
-    load: Callable[..., tuple[torch.nn.Module, object]]  # (source, dtype, device_map) -> (model, processor)
+    load: Callable[..., tuple[torch.nn.Module, object]]  # (source, revision, dtype, device_map, processor_source)
     lora_target: str  # full-match regex over module names (PEFT semantics): language model only
     train_prompt: Callable[[str, bool], str]
 
@@ -57,12 +57,15 @@ IDEFICS2_LORA_TARGET = r"model\.text_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_p
 
 
 @register_family("llava", LLAVA_LORA_TARGET, prompts.qa_prompt)
-def load_llava(source: str, revision: str | None, dtype: torch.dtype, device_map=None):
+def load_llava(source: str, revision: str | None, dtype: torch.dtype, device_map=None,
+               processor_source: str | None = None):
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
     model = LlavaForConditionalGeneration.from_pretrained(source, revision=revision, dtype=dtype,
                                                           device_map=device_map, attn_implementation="sdpa")
-    processor = AutoProcessor.from_pretrained(source, revision=revision)
+    # the authors' released checkpoints hold weights only (spec §3): their processor is the base model's
+    processor = AutoProcessor.from_pretrained(processor_source or source,
+                                              revision=None if processor_source else revision)
     return model, processor
 
 
@@ -74,12 +77,15 @@ def idefics2_train_prompt(question: str, with_image: bool) -> str:
 
 
 @register_family("idefics2", IDEFICS2_LORA_TARGET, idefics2_train_prompt)
-def load_idefics2(source: str, revision: str | None, dtype: torch.dtype, device_map=None):
+def load_idefics2(source: str, revision: str | None, dtype: torch.dtype, device_map=None,
+                  processor_source: str | None = None):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     model = AutoModelForImageTextToText.from_pretrained(source, revision=revision, dtype=dtype,
                                                         device_map=device_map, attn_implementation="sdpa")
-    processor = AutoProcessor.from_pretrained(source, revision=revision, do_image_splitting=False)
+    processor = AutoProcessor.from_pretrained(processor_source or source,
+                                              revision=None if processor_source else revision,
+                                              do_image_splitting=False)
     return model, processor
 
 

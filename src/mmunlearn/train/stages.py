@@ -12,12 +12,12 @@ import torch
 
 from ..data.schema import Profile, read_benchmark_folder, read_training_folder
 from ..data.sets import folder_set
-from ..io import atomic_dir, provenance, write_json_atomic
+from ..io import atomic_dir, provenance, sha256_tree, write_json_atomic
 from ..models import prompts
 from ..models.loading import load_model
 from ..models.registry import VisionLanguageModel, family
 from ..models.tiny import build_tiny_llava, train_tokenizer
-from .examples import build_mix, items_for
+from .examples import IDK_ANSWERS, build_mix, idk_items, items_for
 from .losses import get_loss
 from .trainer import TrainConfig, train
 
@@ -41,6 +41,21 @@ def encode_items(vlm: VisionLanguageModel, items, append_eos: bool, max_length: 
         log.warning("%d of %d training items were longer than max_length=%s text tokens and were cut",
                     cut, len(items), max_length)
     return out
+
+
+# Loss hyper-parameters a method may read (schemas/config.schema.yaml documents each).
+LOSS_HP = ("beta", "gamma", "retain_weight", "kl_over", "npo_level")
+
+
+def _identity(path: str | Path | None) -> str | None:
+    """What a checkpoint key needs to know about an input model: the content of a local run, or a hub id."""
+    if path is None:
+        return None
+    p = Path(path)
+    for sub in ("adapter", "model"):
+        if (p / sub).is_dir():
+            return sha256_tree(p / sub)
+    return str(path)
 
 
 def train_config(hp: dict, seed: int) -> TrainConfig:
@@ -78,7 +93,7 @@ def _all_text(data_root: Path, corpus: str) -> list[str]:
 
 
 def pretrain_tiny_base(data_root: str | Path, model_cfg: dict, hp: dict, out_dir: str | Path, seed: int,
-                       config: dict) -> dict:
+                       config: dict, checkpoint_root: str | Path | None = None) -> dict:
     """Build the tiny LLaVA from config and give it "pre-trained" knowledge: a full fine-tune on the celebrity
     QA pairs (``hp["data"]``: the twin's ``Pretrain_Set``) in every format, so that the Real-celebrity set
     measures knowledge the base had before fine-tuning, as in the paper, and LoRA starts from a model with
@@ -93,12 +108,21 @@ def pretrain_tiny_base(data_root: str | Path, model_cfg: dict, hp: dict, out_dir
     items = build_mix(celebrities, hp["formats"], vlm.family.train_prompt, seed)
     encoded = encode_items(vlm, items, hp.get("append_eos", True), hp.get("max_length"))
     cfg = train_config(hp, seed)
-    history = train(vlm, "nll", {"train": encoded}, cfg)
+    history = train(vlm, "nll", {"train": encoded}, cfg, checkpoint_root=checkpoint_root,
+                    identity={"stage": "pretrain_tiny_base", "tiny": tiny})
     meta = {"stage": "pretrain_tiny_base", "parameters": sum(p.numel() for p in model.parameters()),
             "train_items": len(items), **provenance(config, seed=seed, dtype="float32",
                                                      effective_batch_size=cfg.batch_size)}
     _save(vlm, Path(out_dir), meta, history, adapter=False)
     return meta
+
+
+def enable_gradient_checkpointing(vlm: VisionLanguageModel) -> None:
+    """Recompute activations in backward (memory for time). With LoRA the frozen embeddings' outputs do not
+    require grad, so checkpointed blocks would get no gradient path: ``enable_input_require_grads`` gives them
+    one. Non-reentrant checkpointing, the variant PyTorch recommends."""
+    vlm.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    vlm.model.enable_input_require_grads()
 
 
 def add_lora(vlm: VisionLanguageModel, lora: dict, seed: int) -> list[str]:
@@ -119,7 +143,8 @@ def add_lora(vlm: VisionLanguageModel, lora: dict, seed: int) -> list[str]:
 
 
 def finetune(data_profiles: list[Profile], model_cfg: dict, base_source: str, hp: dict, out_dir: str | Path,
-             seed: int, config: dict, stage: str, replay: list[Profile] = ()) -> dict:
+             seed: int, config: dict, stage: str, replay: list[Profile] = (),
+             checkpoint_root: str | Path | None = None) -> dict:
     """LoRA fine-tune (vanilla: all fictitious profiles; oracle: the retain split) with the configured mix."""
     torch.manual_seed(seed)
     vlm = load_model(model_cfg, base_source, dtype=hp.get("dtype"))
@@ -128,8 +153,11 @@ def finetune(data_profiles: list[Profile], model_cfg: dict, base_source: str, hp
                       mix.get("replay_formats", []), mix.get("replay_fraction", 0.0))
     encoded = encode_items(vlm, items, hp.get("append_eos", False), hp.get("max_length"))
     adapted = add_lora(vlm, hp["lora"], seed)
+    if hp.get("gradient_checkpointing"):
+        enable_gradient_checkpointing(vlm)
     cfg = train_config(hp, seed)
-    history = train(vlm, "nll", {"train": encoded}, cfg)
+    history = train(vlm, "nll", {"train": encoded}, cfg, checkpoint_root=checkpoint_root,
+                    identity={"stage": stage, "base": _identity(base_source)})
     meta = {"stage": stage, "parent_run": None, "base_source": base_source, "train_items": len(items),
             "profiles": len(data_profiles), "lora_modules": adapted,
             **provenance(config, seed=seed, dtype=hp.get("dtype") or model_cfg["dtype"],
@@ -138,9 +166,32 @@ def finetune(data_profiles: list[Profile], model_cfg: dict, base_source: str, hp
     return meta
 
 
+def import_vanilla(spec: dict, out_dir: str | Path, config: dict, seed: int) -> dict:
+    """Use an existing vanilla model instead of training one (``models.<m>.vanilla``): a full model (the
+    authors' ``MLLMMU/LLaVA_Vanilla``, or a local folder) is recorded as the start of every chain through this
+    run; a local LoRA adapter (trained on the configured base) is copied in as this run's adapter."""
+    import shutil
+
+    kind, where = spec.get("kind", "full"), spec["id"]
+    meta = {"stage": "vanilla", "imported": spec, "parent_run": None}
+    with atomic_dir(Path(out_dir)) as tmp:
+        if kind == "adapter":
+            if not (Path(where) / "adapter_config.json").is_file():
+                raise ValueError(f"models.<m>.vanilla.id: {where} is not a local PEFT adapter folder "
+                                 f"(no adapter_config.json)")
+            shutil.copytree(where, tmp / "adapter")
+        else:
+            if spec.get("source") == "local" and not (Path(where) / "config.json").is_file():
+                raise ValueError(f"models.<m>.vanilla.id: {where} is not a local model folder (no config.json)")
+            meta.update(model_source=where, model_revision=spec.get("revision"))
+        write_json_atomic(tmp / "run.json", {**meta, **provenance(config, seed=seed, dtype="as stored")})
+    log.info("vanilla model imported from %s (%s)", where, kind)
+    return meta
+
+
 def unlearn(method: str, modality: str, forget: list[Profile], retain: list[Profile], model_cfg: dict,
             base_source: str, vanilla_dir: str | Path, oracle_dir: str | Path | None, hp: dict,
-            out_dir: str | Path, seed: int, config: dict) -> dict:
+            out_dir: str | Path, seed: int, config: dict, checkpoint_root: str | Path | None = None) -> dict:
     """Unlearn ``forget`` from the vanilla model with ``method``; ``modality`` "multimodal" trains on image +
     question (as the original), "text" on the same facts as text naming the person, with no image."""
     spec = get_loss(method)
@@ -148,10 +199,12 @@ def unlearn(method: str, modality: str, forget: list[Profile], retain: list[Prof
     vlm = load_model(model_cfg, base_source, vanilla_dir, dtype=hp.get("dtype"))
     fmt = {"multimodal": "qa", "text": "qa_text"}[modality]
     streams = {}
-    for name, profiles in (("forget", forget), ("retain", retain)):
-        if name in spec.streams:
-            items = build_mix(profiles, [fmt], vlm.family.train_prompt, seed)
-            streams[name] = encode_items(vlm, items, hp.get("append_eos", False), hp.get("max_length"))
+    items = {name: build_mix(profiles, [fmt], vlm.family.train_prompt, seed)
+             for name, profiles in (("forget", forget), ("retain", retain)) if name in spec.streams}
+    if "forget_idk" in spec.streams:  # the same forget questions, answered "I don't know" (paired item by item)
+        items["forget_idk"] = idk_items(items["forget"], hp.get("idk_answers") or IDK_ANSWERS, seed)
+    for name, its in items.items():
+        streams[name] = encode_items(vlm, its, hp.get("append_eos", False), hp.get("max_length"))
     refs = {}
     if "vanilla" in spec.refs:
         refs["vanilla"] = load_model(model_cfg, base_source, vanilla_dir, dtype=hp.get("dtype")).model
@@ -160,9 +213,13 @@ def unlearn(method: str, modality: str, forget: list[Profile], retain: list[Prof
     for ref in refs.values():
         ref.requires_grad_(False)
     adapted = add_lora(vlm, hp["lora"], seed)
+    if hp.get("gradient_checkpointing"):
+        enable_gradient_checkpointing(vlm)
     cfg = train_config(hp, seed)
-    cfg.hp = {k: v for k, v in hp.items() if k in ("beta", "retain_weight", "kl_over", "npo_level")}
-    history = train(vlm, method, streams, cfg, refs)
+    cfg.hp = {k: v for k, v in hp.items() if k in LOSS_HP}
+    history = train(vlm, method, streams, cfg, refs, checkpoint_root=checkpoint_root,
+                    identity={"stage": "unlearn", "modality": modality, "base": _identity(base_source),
+                              "vanilla": _identity(vanilla_dir), "oracle": _identity(oracle_dir)})
     meta = {"stage": "unlearn", "method": method, "unlearn_modality": modality, "parent_run": str(vanilla_dir),
             "reference_runs": {k: str(v) for k, v in (("vanilla", vanilla_dir), ("oracle", oracle_dir))
                                if k in spec.refs},
