@@ -11,6 +11,7 @@ include: "rules/train.smk"
 include: "rules/unlearn.smk"
 include: "rules/eval.smk"
 include: "rules/report.smk"
+include: "rules/export.smk"
 
 
 rule all:

@@ -93,3 +93,49 @@ def test_lint(workdir):
     result = subprocess.run([sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", "--lint"],
                             cwd=workdir, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+IDEFICS2 = """models:
+  tiny-idefics2:
+    family: idefics2
+    source: tiny
+    dtype: float32
+    tiny: {vocab_size: 400, image_size: 16, patch_size: 8, vision_hidden: 16, vision_layers: 2, vision_heads: 2,
+           hidden: 32, intermediate: 64, layers: 2, heads: 2, max_positions: 512, resampler_latents: 4}
+    pretrain: {lr: 1.0e-3, epochs: 1, max_steps: 4, batch_size: 16, append_eos: true, formats: [qa, mcq_text]}
+"""
+
+
+def test_idefics2_runs_through_the_same_dag(workdir):
+    """The paper's second model family: pre-train (tiny), fine-tune with its chat-template prompt, unlearn and
+    evaluate with one- and two-image prompts through the same rules."""
+    (workdir / "idefics2.yaml").write_text(IDEFICS2)
+    targets = [f"results/eval/tiny-idefics2/{run}/{split}.json" for run in ("vanilla", "ga_multimodal_10")
+               for split in ("forget_10", "test_10")]
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", "idefics2.yaml", "--cores", "2",
+           *targets]
+    result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run = json.loads((workdir / "results/models/tiny-idefics2/vanilla/run.json").read_text())
+    assert run["lora_modules"] and all(m.startswith("model.text_model.") for m in run["lora_modules"])
+    metrics = json.loads((workdir / targets[-1]).read_text())
+    assert {r["input_modality"] for r in metrics["results"]} == {"image_text", "text"}
+
+
+def test_merged_export_is_explicit_and_equivalent(workdir, monkeypatch):
+    """results/merged/... is never built by default; when asked for, it equals base + adapter chain."""
+    import torch
+
+    from mmunlearn.models.loading import load_model
+
+    assert not (workdir / "results/merged").exists()
+    result = snakemake(workdir, "results/merged/tiny-llava/ga_text_10")
+    assert result.returncode == 0, result.stderr[-3000:]
+    merged = workdir / "results/merged/tiny-llava/ga_text_10"
+    assert (merged / "model.safetensors").is_file() and (merged / "export.json").is_file()
+    monkeypatch.chdir(workdir)  # runs name their parents by repository-relative paths
+    cfg = {"family": "llava", "source": "tiny", "dtype": "float32"}
+    a = load_model(cfg, str(merged)).model
+    b = load_model(cfg, "results/models/tiny-llava/base/model", "results/models/tiny-llava/ga_text_10").model
+    for (name, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.allclose(p, q, atol=1e-6), name

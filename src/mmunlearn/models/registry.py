@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
@@ -32,14 +33,18 @@ class Family:
     load: Callable[..., tuple[torch.nn.Module, object]]  # (source, revision, dtype, device_map, processor_source)
     lora_target: str  # full-match regex over module names (PEFT semantics): language model only
     train_prompt: Callable[[str, bool], str]
+    answer_suffix: str = ""  # closes the answer turn of a training target (Idefics2's chat template)
+    expand_images: Callable[[object, str], str] | None = None  # the processor's <image> expansion (None: n x <image>)
+    per_example_images: bool = False  # pixel_values (B, max images, C, H, W) + pixel_attention_mask (Idefics2)
+    tiny: str | None = None  # builder in models/tiny.py for a randomly initialised stand-in
 
 
 FAMILIES: dict[str, Family] = {}
 
 
-def register_family(name: str, lora_target: str, train_prompt: Callable[[str, bool], str]):
+def register_family(name: str, lora_target: str, train_prompt: Callable[[str, bool], str], **options):
     def wrap(load):
-        FAMILIES[name] = Family(name, load, lora_target, train_prompt)
+        FAMILIES[name] = Family(name, load, lora_target, train_prompt, **options)
         return load
     return wrap
 
@@ -56,7 +61,7 @@ LLAVA_LORA_TARGET = r"model\.language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_
 IDEFICS2_LORA_TARGET = r"model\.text_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
 
 
-@register_family("llava", LLAVA_LORA_TARGET, prompts.qa_prompt)
+@register_family("llava", LLAVA_LORA_TARGET, prompts.qa_prompt, tiny="build_tiny_llava")
 def load_llava(source: str, revision: str | None, dtype: torch.dtype, device_map=None,
                processor_source: str | None = None):
     from transformers import AutoProcessor, LlavaForConditionalGeneration
@@ -70,13 +75,24 @@ def load_llava(source: str, revision: str | None, dtype: torch.dtype, device_map
 
 
 def idefics2_train_prompt(question: str, with_image: bool) -> str:
-    # Idefics2 fine-tunes with its chat template (spec §2.1), rendered by its processor; not built yet, so fail
-    # loudly rather than train on a LLaVA-style string.
-    raise NotImplementedError("Idefics2 training prompts (chat template) are not implemented yet; "
-                              "see README 'Status and what is not verified'")
+    """Idefics2's chat template up to the answer (spec §2.1: the original trains Idefics2 on
+    ``apply_chat_template([user: [image, question], assistant: [answer]]).strip()``); the answer follows, then
+    ``answer_suffix``. ``tests/test_tiny_model.py`` checks it equals the processor's own template rendering."""
+    return f"User:{prompts.IMAGE_TOKEN}{question}<end_of_utterance>\nAssistant:" if with_image \
+        else f"User: {question}<end_of_utterance>\nAssistant:"
 
 
-@register_family("idefics2", IDEFICS2_LORA_TARGET, idefics2_train_prompt)
+def idefics2_expand_images(processor, text: str) -> str:
+    """What Idefics2Processor does to a prompt's ``<image>`` (without image splitting, which the pipeline turns
+    off, spec §3): fake-token-wrapped ``image_seq_len`` image tokens, adjacent fakes merged, a space after a
+    closing fake token that is followed by a word."""
+    fake, image = processor.fake_image_token, processor.image_token
+    text = text.replace(image, f"{fake}{image * processor.image_seq_len}{fake}").replace(fake + fake, fake)
+    return re.sub(rf"{re.escape(fake)}(?=[^\s<])", f"{fake} ", text)
+
+
+@register_family("idefics2", IDEFICS2_LORA_TARGET, idefics2_train_prompt, answer_suffix="<end_of_utterance>",
+                 expand_images=idefics2_expand_images, per_example_images=True, tiny="build_tiny_idefics2")
 def load_idefics2(source: str, revision: str | None, dtype: torch.dtype, device_map=None,
                   processor_source: str | None = None):
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -108,7 +124,7 @@ class VisionLanguageModel:
     def __init__(self, model, processor, family_name: str, pixel_cache_size: int = 4096):
         self.model, self.processor, self.family = model, processor, family(family_name)
         self.tokenizer = processor.tokenizer
-        self._pixels: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._pixels: OrderedDict[str, tuple] = OrderedDict()
         self._pixel_cache_size = pixel_cache_size
         self._image_tokens: int | None = None
 
@@ -132,7 +148,10 @@ class VisionLanguageModel:
         return self._image_tokens
 
     def tokenize(self, text: str) -> list[int]:
-        expanded = text.replace(prompts.IMAGE_TOKEN, prompts.IMAGE_TOKEN * self.image_tokens)
+        if self.family.expand_images is not None:
+            expanded = self.family.expand_images(self.processor, text)
+        else:
+            expanded = text.replace(prompts.IMAGE_TOKEN, prompts.IMAGE_TOKEN * self.image_tokens)
         return self.tokenizer(expanded)["input_ids"]
 
     def encode(self, prompt: str, continuation: str = "", images: tuple[bytes, ...] = (),
@@ -149,17 +168,40 @@ class VisionLanguageModel:
             full = full + [self.tokenizer.eos_token_id]
         return Encoded(full, n, images)
 
+    def _pixels_of(self, data: bytes) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One image through the real image processor (cached): pixels (C, H, W) and, for families that batch
+        images per example, its pixel mask (H, W)."""
+        key = hashlib.sha1(data).hexdigest()
+        if key not in self._pixels:
+            image = decode_image(data)
+            if self.family.per_example_images:
+                out = self.processor.image_processor([[image]], return_tensors="pt")
+                value = (out["pixel_values"][0][0], out["pixel_attention_mask"][0][0])
+            else:
+                value = (self.processor.image_processor([image], return_tensors="pt")["pixel_values"][0], None)
+            self._pixels[key] = value
+            if len(self._pixels) > self._pixel_cache_size:
+                self._pixels.popitem(last=False)
+        return self._pixels[key]
+
     def pixel_values(self, images: list[bytes]) -> torch.Tensor:
-        out = []
-        for data in images:
-            key = hashlib.sha1(data).hexdigest()
-            if key not in self._pixels:
-                pv = self.processor.image_processor([decode_image(data)], return_tensors="pt")["pixel_values"][0]
-                self._pixels[key] = pv
-                if len(self._pixels) > self._pixel_cache_size:
-                    self._pixels.popitem(last=False)
-            out.append(self._pixels[key])
-        return torch.stack(out)
+        return torch.stack([self._pixels_of(data)[0] for data in images])
+
+    def image_inputs(self, batch: list["Encoded"]) -> dict:
+        """The batch's image tensors in the family's layout: LLaVA stacks every image of the batch; Idefics2
+        wants (batch, max images, C, H, W) with all-zero padding images (which it drops) and a pixel mask."""
+        if not any(e.images for e in batch):
+            return {}
+        if not self.family.per_example_images:
+            return {"pixel_values": self.pixel_values([img for e in batch for img in e.images])}
+        most = max(len(e.images) for e in batch)
+        first = self._pixels_of(next(img for e in batch for img in e.images))
+        pv = torch.zeros((len(batch), most, *first[0].shape), dtype=first[0].dtype)
+        mask = torch.zeros((len(batch), most, *first[1].shape), dtype=first[1].dtype)
+        for i, e in enumerate(batch):
+            for j, img in enumerate(e.images):
+                pv[i, j], mask[i, j] = self._pixels_of(img)
+        return {"pixel_values": pv, "pixel_attention_mask": mask}
 
     def collate(self, batch: list[Encoded], padding_side: str = "right", labels: str | None = None) -> dict:
         """Pad a batch. ``labels``: None (no labels), "answer" (-100 on padding and prompt) or "all" (-100 on
@@ -179,9 +221,8 @@ class VisionLanguageModel:
                 lab[: e.n_prompt] = -100
             label_ids[i, sl] = lab
         out = {"input_ids": ids, "attention_mask": mask}
-        images = [img for e in batch for img in e.images]
-        if images:
-            out["pixel_values"] = self.pixel_values(images).to(dtype=self.model.dtype)
+        for key, value in self.image_inputs(batch).items():
+            out[key] = value.to(dtype=self.model.dtype) if key == "pixel_values" else value
         if labels is not None:
             out["labels"] = label_ids
         return {k: v.to(self.device) for k, v in out.items()}

@@ -1,4 +1,5 @@
-"""A tiny, randomly initialised LLaVA built from config: the offline stand-in for LLaVA-1.5-7B.
+"""Tiny, randomly initialised LLaVA and Idefics2 built from config: offline stand-ins for LLaVA-1.5-7B and
+Idefics2-8B.
 
 Same architecture classes as the real model (CLIP vision tower + projector + Llama), a byte-level BPE
 tokenizer trained on the dataset's own text, and a CLIP image processor at the demo's image size, so every
@@ -12,22 +13,35 @@ from typing import Iterable
 import torch
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<image>"]
+# Idefics2's processor wraps images in a boundary token and closes chat turns with <end_of_utterance>.
+FAMILY_SPECIAL_TOKENS = {"llava": [], "idefics2": ["<fake_token_around_image>", "<end_of_utterance>"]}
+FAMILY_TEXT = {"idefics2": ["User: Assistant:"]}  # words of the family's training template
+FAMILY_TOKEN_ATTRIBUTES = {"llava": {"image_token": "<image>"},
+                           "idefics2": {"image_token": "<image>", "image_boundary_token": "<fake_token_around_image>"}}
+# Idefics2-8b's chat template (the format its processor renders; written out here because hub files are out of
+# reach offline). idefics2_train_prompt must agree with it: tests/test_tiny_model.py checks that.
+IDEFICS2_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{message['role'].capitalize()}}"
+    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int):
+def train_tokenizer(texts: Iterable[str], vocab_size: int, family: str = "llava"):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS + FAMILY_SPECIAL_TOKENS[family],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(texts, trainer)
+    tok.train_from_iterator([*texts, *FAMILY_TEXT.get(family, [])], trainer)
     bos = tok.token_to_id("<s>")
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", bos)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                   unk_token=None, extra_special_tokens={"image_token": "<image>"},
+                                   unk_token=None, extra_special_tokens=FAMILY_TOKEN_ATTRIBUTES[family],
                                    padding_side="right")
 
 
@@ -64,4 +78,35 @@ def build_tiny_llava(tokenizer, cfg: dict, seed: int):
     processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=patch,
                                vision_feature_select_strategy="default", num_additional_image_tokens=1,
                                image_token="<image>")
+    return model, processor
+
+
+def build_tiny_idefics2(tokenizer, cfg: dict, seed: int):
+    """(model, processor): Idefics2's classes (SigLIP-style vision encoder + perceiver resampler + Mistral) at
+    toy size; ``resampler_latents`` image tokens per image (Idefics2-8B: 64); no image splitting."""
+    from transformers import Idefics2Config, Idefics2ForConditionalGeneration, Idefics2Processor
+    from transformers.models.idefics2.image_processing_pil_idefics2 import Idefics2ImageProcessorPil
+
+    size, latents = cfg["image_size"], cfg.get("resampler_latents", 4)
+    config = Idefics2Config(
+        vision_config=dict(hidden_size=cfg["vision_hidden"], intermediate_size=cfg["vision_hidden"] * 4,
+                           num_hidden_layers=cfg["vision_layers"], num_attention_heads=cfg["vision_heads"],
+                           image_size=size, patch_size=cfg["patch_size"]),
+        perceiver_config=dict(hidden_size=cfg["hidden"], resampler_n_latents=latents, resampler_depth=1,
+                              resampler_n_heads=2, resampler_head_dim=cfg["hidden"] // 4, num_key_value_heads=1),
+        text_config=dict(model_type="mistral", vocab_size=len(tokenizer), hidden_size=cfg["hidden"],
+                         intermediate_size=cfg["intermediate"], num_hidden_layers=cfg["layers"],
+                         num_attention_heads=cfg["heads"], num_key_value_heads=cfg["heads"],
+                         max_position_embeddings=cfg["max_positions"], pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         tie_word_embeddings=False),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"), tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    model = Idefics2ForConditionalGeneration(config)
+    for key in ("pad_token_id", "eos_token_id", "bos_token_id"):
+        setattr(model.generation_config, key, getattr(tokenizer, key))
+    image_processor = Idefics2ImageProcessorPil(do_image_splitting=False,
+                                                size={"longest_edge": size, "shortest_edge": size})
+    processor = Idefics2Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=latents,
+                                  chat_template=IDEFICS2_CHAT_TEMPLATE)
     return model, processor

@@ -16,7 +16,7 @@ from ..io import atomic_dir, provenance, sha256_tree, write_json_atomic
 from ..models import prompts
 from ..models.loading import load_model
 from ..models.registry import VisionLanguageModel, family
-from ..models.tiny import build_tiny_llava, train_tokenizer
+from ..models import tiny as tiny_models
 from .examples import IDK_ANSWERS, build_mix, idk_items, items_for
 from .losses import get_loss
 from .trainer import TrainConfig, train
@@ -30,7 +30,7 @@ def encode_items(vlm: VisionLanguageModel, items, append_eos: bool, max_length: 
     out, cut = [], 0
     image_id = vlm.tokenizer.convert_tokens_to_ids(prompts.IMAGE_TOKEN)
     for it in items:
-        enc = vlm.encode(it.prompt, it.answer, it.images, append_eos=append_eos)
+        enc = vlm.encode(it.prompt, it.answer + vlm.family.answer_suffix, it.images, append_eos=append_eos)
         if max_length:
             n_text = sum(t != image_id for t in enc.input_ids)
             if n_text > max_length:
@@ -101,8 +101,11 @@ def pretrain_tiny_base(data_root: str | Path, model_cfg: dict, hp: dict, out_dir
     data_root = Path(data_root)
     tiny = model_cfg["tiny"]
     corpus = hp.get("data", "Pretrain_Set")
-    tokenizer = train_tokenizer(_all_text(data_root, corpus), tiny["vocab_size"])
-    model, processor = build_tiny_llava(tokenizer, tiny, seed)
+    fam = family(model_cfg["family"])
+    if fam.tiny is None:
+        raise ValueError(f"model family '{fam.name}' has no tiny builder (models.<m>.source: tiny)")
+    tokenizer = tiny_models.train_tokenizer(_all_text(data_root, corpus), tiny["vocab_size"], fam.name)
+    model, processor = getattr(tiny_models, fam.tiny)(tokenizer, tiny, seed)
     vlm = VisionLanguageModel(model, processor, model_cfg["family"])
     celebrities = folder_set(data_root, corpus)
     items = build_mix(celebrities, hp["formats"], vlm.family.train_prompt, seed)

@@ -1,0 +1,93 @@
+"""The tiny Idefics2: its processor's exact tokenisation, the chat-template training prompt (spec §2.1), LoRA on
+the text model only, per-example image batching, learning, and batched greedy decoding."""
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmunlearn.data.synthetic import render_face
+from mmunlearn.eval.decode import greedy_generate
+from mmunlearn.models import prompts
+from mmunlearn.models.registry import VisionLanguageModel, idefics2_train_prompt
+from mmunlearn.models.tiny import build_tiny_idefics2, train_tokenizer
+from mmunlearn.train.losses import mean_nll
+from mmunlearn.train.stages import add_lora, encode_items
+from mmunlearn.train.examples import TrainItem
+
+TINY = dict(vocab_size=300, image_size=16, patch_size=8, vision_hidden=16, vision_layers=2, vision_heads=2,
+            hidden=32, intermediate=64, layers=2, heads=2, max_positions=256, resampler_latents=4)
+TEXTS = ["User:<image>What is the job of this person?<end_of_utterance>\nAssistant: baker pilot nurse",
+         "USER: <image>\nJust give ONE letter representing the answer directly. A: B: C: D:"] * 20
+QUESTION = "What is the job of this person?"
+
+
+def face(seed):
+    return render_face(np.random.default_rng(seed).integers(0, 256, (4, 4, 3)), 16)
+
+
+@pytest.fixture()
+def vlm():
+    tok = train_tokenizer(TEXTS, TINY["vocab_size"], "idefics2")
+    model, processor = build_tiny_idefics2(tok, TINY, seed=0)
+    return VisionLanguageModel(model.to(torch.float64), processor, "idefics2")
+
+
+@pytest.mark.parametrize("prompt", [prompts.qa_prompt(QUESTION, True), idefics2_train_prompt(QUESTION, True) + " x",
+                                    prompts.mc_prompt(QUESTION, dict(zip("ABCD", "wxyz")), True)])
+def test_tokenisation_equals_the_processor(vlm, prompt):
+    image = Image.open(io.BytesIO(face(0))).convert("RGB")
+    theirs = vlm.processor(text=[prompt], images=[[image] * prompt.count("<image>")], return_tensors="pt")
+    assert vlm.tokenize(prompt) == theirs["input_ids"][0].tolist()
+    assert vlm.image_tokens == TINY["resampler_latents"]
+
+
+def test_training_prompt_is_the_chat_template(vlm):
+    """The original trains Idefics2 on apply_chat_template(...).strip() (spec §2.1)."""
+    for with_image in (True, False):
+        content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": QUESTION}]
+        messages = [{"role": "user", "content": content},
+                    {"role": "assistant", "content": [{"type": "text", "text": "baker"}]}]
+        rendered = vlm.processor.apply_chat_template(messages, add_generation_prompt=False).strip()
+        item = TrainItem(idefics2_train_prompt(QUESTION, with_image), " baker")
+        assert rendered == item.prompt + item.answer + vlm.family.answer_suffix
+        encoded = encode_items(vlm, [item], append_eos=False, max_length=None)[0]
+        assert vlm.tokenizer.decode(encoded.input_ids[encoded.n_prompt:]) == " baker<end_of_utterance>"
+
+
+def test_lora_reaches_the_text_model_only(vlm):
+    adapted = add_lora(vlm, {"r": 4, "alpha": 8, "dropout": 0.0}, seed=0)
+    assert adapted and all(m.startswith("model.text_model.layers.") for m in adapted)
+    trainable = [n for n, p in vlm.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n and "text_model" in n for n in trainable)
+
+
+def test_mixed_batch_learns(vlm):
+    """Image and text-only items in one batch (per-example image layout, zero padding images) and a few steps
+    of training lower the loss. Full fine-tuning: LoRA on a randomly initialised model learns slowly (for LLaVA
+    alike), which is why the demo pre-trains its tiny base first."""
+    items = [TrainItem(idefics2_train_prompt(QUESTION, True), " baker", (face(1),)),
+             TrainItem(idefics2_train_prompt("What does Ada do?", False), " pilot")]
+    batch = vlm.collate(encode_items(vlm, items, append_eos=True, max_length=None), labels="answer")
+    assert batch["pixel_values"].shape[:2] == (2, 1) and batch["pixel_values"][1].abs().sum() == 0
+    optimizer = torch.optim.AdamW(vlm.model.parameters(), lr=1e-2)
+    losses = []
+    vlm.model.train()
+    for _ in range(25):
+        loss = mean_nll(vlm.model(**{k: v for k, v in batch.items() if k != "labels"}).logits, batch["labels"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.2 * losses[0]
+
+
+def test_batched_greedy_equals_one_at_a_time(vlm):
+    vlm.model.eval()
+    encs = [vlm.encode(prompts.qa_prompt(QUESTION, True), images=(face(2),)),
+            vlm.encode(prompts.qa_prompt("What does Ada Berg do for a living?", False)),
+            vlm.encode(prompts.qa_prompt(QUESTION, True), images=(face(3),))]
+    batched = greedy_generate(vlm, encs, max_new_tokens=5, batch_size=3)
+    single = [greedy_generate(vlm, [e], max_new_tokens=5, batch_size=1)[0] for e in encs]
+    assert batched == single
