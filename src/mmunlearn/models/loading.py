@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -37,10 +38,19 @@ def adapter_chain(run_dir: str | Path | None) -> tuple[dict | None, list[Path]]:
     return source, chain
 
 
+def default_device() -> torch.device:
+    """This process's accelerator: the GPU of its local rank (one process per GPU under accelerate/torchrun),
+    else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
 def load_model(model_cfg: dict, base_source: str, run_dir: str | Path | None = None, dtype: str | None = None,
                device_map=None, merge: bool = True) -> VisionLanguageModel:
     """Base model (or the imported full model the chain starts from) plus every adapter of ``run_dir``'s chain,
-    merged into the weights."""
+    merged into the weights. ``device_map`` (e.g. "auto" to shard one model over several GPUs) or, when None,
+    the whole model on ``default_device()``."""
     from peft import PeftModel
 
     fam = family(model_cfg["family"])
@@ -53,6 +63,8 @@ def load_model(model_cfg: dict, base_source: str, run_dir: str | Path | None = N
         log.info("starting from the imported model %s", start["source"])
         model, processor = fam.load(start["source"], start["revision"], torch_dtype, device_map,
                                     processor_source=base_source)
+    if device_map is None:
+        model.to(default_device())
     for adapter in chain:
         log.info("applying adapter %s", adapter)
         model = PeftModel.from_pretrained(model, adapter)

@@ -19,7 +19,7 @@ from ..models.registry import VisionLanguageModel, family
 from ..models import tiny as tiny_models
 from .examples import IDK_ANSWERS, build_mix, idk_items, items_for
 from .losses import get_loss
-from .trainer import TrainConfig, train
+from .trainer import TrainConfig, parallel_state, train
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,18 @@ def train_config(hp: dict, seed: int) -> TrainConfig:
     return TrainConfig(seed=seed, **{k: v for k, v in hp.items() if k in keys and k != "seed"})
 
 
+def _batching(cfg: TrainConfig) -> dict:
+    world, _ = parallel_state()
+    return {"effective_batch_size": cfg.batch_size * world * cfg.grad_accum, "num_processes": world,
+            "per_process_batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum}
+
+
 def _save(vlm: VisionLanguageModel, out_dir: Path, meta: dict, history: list[dict], adapter: bool) -> None:
+    """Write the run folder (rank 0 only when several processes trained it)."""
     import csv
 
+    if parallel_state()[1] != 0:
+        return
     with atomic_dir(out_dir) as tmp:
         (vlm.model.save_pretrained(tmp / "adapter") if adapter else vlm.model.save_pretrained(tmp / "model"))
         vlm.processor.save_pretrained(tmp / ("adapter" if adapter else "model"))
@@ -114,8 +123,7 @@ def pretrain_tiny_base(data_root: str | Path, model_cfg: dict, hp: dict, out_dir
     history = train(vlm, "nll", {"train": encoded}, cfg, checkpoint_root=checkpoint_root,
                     identity={"stage": "pretrain_tiny_base", "tiny": tiny})
     meta = {"stage": "pretrain_tiny_base", "parameters": sum(p.numel() for p in model.parameters()),
-            "train_items": len(items), **provenance(config, seed=seed, dtype="float32",
-                                                     effective_batch_size=cfg.batch_size)}
+            "train_items": len(items), **provenance(config, seed=seed, dtype="float32", **_batching(cfg))}
     _save(vlm, Path(out_dir), meta, history, adapter=False)
     return meta
 
@@ -164,7 +172,7 @@ def finetune(data_profiles: list[Profile], model_cfg: dict, base_source: str, hp
     meta = {"stage": stage, "parent_run": None, "base_source": base_source, "train_items": len(items),
             "profiles": len(data_profiles), "lora_modules": adapted,
             **provenance(config, seed=seed, dtype=hp.get("dtype") or model_cfg["dtype"],
-                         effective_batch_size=cfg.batch_size, num_processes=1, device=str(vlm.device))}
+                         device=str(vlm.device), **_batching(cfg))}
     _save(vlm, Path(out_dir), meta, history, adapter=True)
     return meta
 
@@ -229,6 +237,6 @@ def unlearn(method: str, modality: str, forget: list[Profile], retain: list[Prof
             "base_source": base_source, "lora_modules": adapted,
             "items": {k: len(v) for k, v in streams.items()},
             **provenance(config, seed=seed, dtype=hp.get("dtype") or model_cfg["dtype"],
-                         effective_batch_size=cfg.batch_size, num_processes=1, device=str(vlm.device))}
+                         device=str(vlm.device), **_batching(cfg))}
     _save(vlm, Path(out_dir), meta, history, adapter=True)
     return meta

@@ -12,6 +12,12 @@ Streams a method declares as *paired* (``LossSpec.paired``, e.g. IdkPO's ``forge
 indices as the stream they pair with. The learning rate follows a linear schedule stepped every optimiser step
 (``lr_step: step``) or, as the original GradDiff / KL-Min, once per epoch (``lr_step: epoch``).
 
+Effective batch = ``batch_size`` (per process and micro-step) x processes x ``grad_accum``. Several processes
+(``accelerate launch --num_processes N`` or ``torchrun``; one per GPU, or CPU processes over gloo) train one
+DistributedDataParallel model: every plan step is a global batch of ``batch_size`` x N items, each process
+takes every N-th item of it, and DDP averages the gradients. ``grad_accum`` consecutive plan steps make one
+optimiser step. With one process and ``grad_accum: 1`` the loop is the plain one.
+
 Resumable: with a checkpoint folder, the loop saves trainable weights, optimiser, scheduler, RNG state and the
 loss history every ``checkpoint_every`` steps (atomically), and on start continues from a checkpoint whose key
 (config, method, data fingerprint) matches. A fixed plan plus restored RNG state gives the same result as an
@@ -20,6 +26,8 @@ uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -54,6 +62,7 @@ class TrainConfig:
     schedule: str = "interleaved"  # "interleaved" | "sequential" (see module docstring)
     lr_step: str = "step"  # "step" | "epoch"
     checkpoint_every: int | None = None
+    grad_accum: int = 1
     hp: dict = field(default_factory=dict)  # the loss's own hyper-parameters (beta, retain_weight, ...)
 
 
@@ -125,6 +134,19 @@ class Checkpoints:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def parallel_state() -> tuple[int, int]:
+    """(processes, this process's rank); starts the process group when launched by accelerate/torchrun."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 1, 0
+    from accelerate import PartialState
+
+    # init_process_group: nccl on GPUs; on CPU, accelerate joins gloo only when told it runs on CPU
+    state = PartialState(cpu=not torch.cuda.is_available())
+    return state.num_processes, state.process_index
+
+
 def train(vlm: VisionLanguageModel, method: str, streams: dict[str, list[Encoded]], cfg: TrainConfig,
           refs: dict | None = None, checkpoint_root: str | Path | None = None,
           identity: dict | None = None) -> list[dict]:
@@ -137,10 +159,20 @@ def train(vlm: VisionLanguageModel, method: str, streams: dict[str, list[Encoded
     for s, lead in spec.paired.items():
         if len(streams[s]) != len(streams[lead]):
             raise ValueError(f"stream '{s}' must pair item by item with '{lead}'")
-    plan, epoch_of = make_plan({s: len(streams[s]) for s in spec.streams}, spec.streams, spec.paired, cfg)
-    total = len(plan)
+    world, rank = parallel_state()
+    plan, epoch_of = make_plan({s: len(streams[s]) for s in spec.streams}, spec.streams, spec.paired,
+                               dataclasses.replace(cfg, batch_size=cfg.batch_size * world))
+    groups = [list(range(i, min(i + cfg.grad_accum, len(plan)))) for i in range(0, len(plan), cfg.grad_accum)]
+    epoch_of = [epoch_of[g[-1]] for g in groups]  # an optimiser step belongs to the epoch of its last micro-step
+    total = len(groups)
     params = [p for p in vlm.model.parameters() if p.requires_grad]
     names = [n for n, p in vlm.model.named_parameters() if p.requires_grad]
+    model = vlm.model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        device = next(model.parameters()).device
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched_total = epoch_of[-1] if cfg.lr_step == "epoch" else total
     warmup = round(sched_total * cfg.warmup_ratio)
@@ -169,33 +201,41 @@ def train(vlm: VisionLanguageModel, method: str, streams: dict[str, list[Encoded
 
     vlm.model.train()
     t0 = time.time()
-    log.info("training %s: %d steps (%s schedule, %s), batch %d, lr %g", method, total, cfg.schedule,
-             ", ".join(f"{len(streams[s])} '{s}' items" for s in spec.streams), cfg.batch_size, cfg.lr)
+    log.info("training %s: %d steps (%s schedule, %s), batch %d x %d processes x %d accumulation, lr %g", method,
+             total, cfg.schedule, ", ".join(f"{len(streams[s])} '{s}' items" for s in spec.streams),
+             cfg.batch_size, world, cfg.grad_accum, cfg.lr)
     for step in range(start, total + 1):
-        batches = {s: vlm.collate([streams[s][i] for i in idx], "right", labels=cfg.labels)
-                   for s, idx in plan[step - 1].items()}
-        loss, logs = spec.fn(vlm.model, batches, refs or {}, cfg.hp)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        micro = groups[step - 1]
+        losses, logs = [], {}
+        for j, m in enumerate(micro):
+            # this process's share of the global batch (every world-th item; never empty, DDP needs every rank)
+            batches = {s: vlm.collate([streams[s][i] for i in (idx[rank::world] or idx[-1:])], "right",
+                                      labels=cfg.labels) for s, idx in plan[m].items()}
+            sync = world == 1 or j == len(micro) - 1  # DDP all-reduces on the last micro-step only
+            with contextlib.nullcontext() if sync else model.no_sync():
+                loss, logs = spec.fn(model, batches, refs or {}, cfg.hp)
+                (loss / len(micro)).backward()
+            losses.append(loss.item())
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         lr = optimizer.param_groups[0]["lr"]
         optimizer.step()
         if cfg.lr_step == "step" or step == total or epoch_of[step] != epoch_of[step - 1]:
             schedule.step()
-        row = {"step": step, "epoch": epoch_of[step - 1], "streams": "+".join(plan[step - 1]),
-               "loss": loss.item(), "lr": lr, **logs}
+        row = {"step": step, "epoch": epoch_of[step - 1], "streams": "+".join(plan[micro[-1]]),
+               "loss": sum(losses) / len(losses), "lr": lr, **logs}
         history.append(row)
-        if step % cfg.log_every == 0 or step == total:
+        if rank == 0 and (step % cfg.log_every == 0 or step == total):
             rate = (step - start + 1) / (time.time() - t0)
             log.info("step %d/%d loss %.4f %s (%.2f steps/s, eta %.0f s)", step, total, row["loss"],
                      " ".join(f"{k} {v:.4f}" for k, v in logs.items()), rate, (total - step) / rate)
-        if ckpt and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
+        if rank == 0 and ckpt and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
             ckpt.save({"step": step, "params": [p.detach().clone() for p in params],
                        "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                        "torch_rng": torch.get_rng_state(), "history": history,
                        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None})
     vlm.model.eval()
-    if ckpt:
+    if ckpt and rank == 0:
         ckpt.clear()  # the caller writes the finished run atomically; nothing to resume any more
     return history
