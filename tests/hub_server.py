@@ -121,24 +121,26 @@ class HubServer:
                     return None
                 return repo
 
+            def _lookup(self, repo_type, repo_id, revision, head=False):
+                """(repo, commit), or (None, None) after answering 404 as the Hub does."""
+                repo = self._repo(repo_type, repo_id, head)
+                commit = hub._commit(repo, revision) if repo is not None else None
+                if repo is not None and commit is None:
+                    self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}", head)
+                return (repo, commit) if commit else (None, None)
+
             def _revision(self, repo_type, repo_id, revision):
-                repo = self._repo(repo_type, repo_id)
+                repo, commit = self._lookup(repo_type, repo_id, revision)
                 if repo is None:
                     return
-                commit = hub._commit(repo, revision)
-                if commit is None:
-                    return self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
                 siblings = [{"rfilename": p} for p in sorted(repo.commits[commit])]
                 self._json({"id": repo_id, "_id": repo_id, "sha": commit, "private": False, "siblings": siblings,
                             "lastModified": "2024-10-29T00:00:00.000Z", "tags": []})
 
             def _tree(self, repo_type, repo_id, revision, prefix):
-                repo = self._repo(repo_type, repo_id)
+                repo, commit = self._lookup(repo_type, repo_id, revision)
                 if repo is None:
                     return
-                commit = hub._commit(repo, revision)
-                if commit is None:
-                    return self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
                 entries, folders = [], set()
                 for p, data in sorted(repo.commits[commit].items()):
                     if prefix and not p.startswith(prefix.rstrip("/") + "/"):
@@ -157,12 +159,9 @@ class HubServer:
                 self._json(entries)
 
             def _resolve(self, repo_type, repo_id, revision, file_path, head):
-                repo = self._repo(repo_type, repo_id, head)
+                repo, commit = self._lookup(repo_type, repo_id, revision, head)
                 if repo is None:
                     return
-                commit = hub._commit(repo, revision)
-                if commit is None:
-                    return self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}", head)
                 data = repo.commits[commit].get(file_path)
                 if data is None:
                     return self._error(404, "EntryNotFound", f"{file_path} does not exist", head)

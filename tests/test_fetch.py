@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from hub_server import HubServer, Repo, repo_from_folder
+from hub_server import HubServer, repo_from_folder
 from mmunlearn.data import manifest
 from mmunlearn.data.fetch import FetchError, prepare
 from mmunlearn.data.manifest import ManifestError

@@ -8,7 +8,6 @@ from mmunlearn.data.synthetic import render_face
 from mmunlearn.eval.decode import greedy_generate
 from mmunlearn.models import prompts
 from mmunlearn.models.loading import load_model
-from mmunlearn.models.registry import VisionLanguageModel
 from mmunlearn.models.tiny import build_tiny_idefics2, build_tiny_llava, train_tokenizer
 from mmunlearn.train.losses import mean_nll
 from mmunlearn.train.stages import add_lora

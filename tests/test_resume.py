@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import copy_workflow
 
 pytestmark = pytest.mark.integration
-COPY = ["Snakefile", "rules", "workflow_scripts", "schemas", "envs", "config", "config.yaml", "src", "profiles"]
 TARGET = "results/models/tiny-llava/vanilla"
 ADAPTER = f"{TARGET}/adapter/adapter_model.safetensors"
 LONGER = "finetune:\n  max_steps: 300\n  checkpoint_every: 25\n"
@@ -42,12 +41,8 @@ def job_pids(workdir: Path, script: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    wd = tmp_path_factory.mktemp("resume")
-    for name in COPY:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, wd / name)
+    wd = copy_workflow(tmp_path_factory.mktemp("resume"))
     (wd / "longer.yaml").write_text(LONGER)
-    subprocess.run(["git", "init", "-q"], cwd=wd, check=True)
     return wd
 
 

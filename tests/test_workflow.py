@@ -2,16 +2,14 @@
 with provenance, and a second run schedules nothing."""
 import csv
 import json
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import copy_workflow
 
 pytestmark = pytest.mark.integration
-COPY = ["Snakefile", "rules", "workflow_scripts", "schemas", "envs", "config", "config.yaml", "src", "profiles"]
 
 
 def snakemake(workdir, *args, timeout=900):
@@ -21,11 +19,7 @@ def snakemake(workdir, *args, timeout=900):
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    wd = tmp_path_factory.mktemp("wf")
-    for name in COPY:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, wd / name)
-    subprocess.run(["git", "init", "-q"], cwd=wd, check=True)
+    wd = copy_workflow(tmp_path_factory.mktemp("wf"))
     result = snakemake(wd, "results/summary.csv")
     assert result.returncode == 0, result.stderr[-4000:]
     return wd

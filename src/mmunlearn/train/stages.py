@@ -17,7 +17,7 @@ from ..models import prompts
 from ..models.loading import load_model
 from ..models.registry import VisionLanguageModel, family
 from ..models import tiny as tiny_models
-from .examples import IDK_ANSWERS, build_mix, idk_items, items_for
+from .examples import IDK_ANSWERS, build_mix, idk_items
 from .losses import get_loss
 from .trainer import TrainConfig, parallel_state, train
 
