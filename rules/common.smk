@@ -64,11 +64,14 @@ def threads_for(kind):
     return config["threads"]["gpu_job" if kind == "gpu" else "default"]
 
 
-def gpu_resources():
-    """GPU request in the form the site's SLURM expects (config slurm.gpu_request); none for tiny CPU runs."""
+def gpu_resources(processes=lambda wc: 1):
+    """GPU request in the form the site's SLURM expects (config slurm.gpu_request): one GPU per data-parallel
+    process of the job (``processes(wildcards)``); none for tiny CPU runs."""
     if all(config["models"][m]["source"] == "tiny" for m in STUDY["models"]):
         return {}
-    return {"gpu": 1} if config["slurm"]["gpu_request"] == "gpu" else {"gres": "gpu:1"}
+    if config["slurm"]["gpu_request"] == "gpu":
+        return {"gpu": lambda wc: processes(wc)}
+    return {"gres": lambda wc: f"gpu:{processes(wc)}"}
 
 
 def base_source(model):

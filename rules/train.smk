@@ -38,7 +38,7 @@ rule finetune_vanilla:
     resources:
         runtime=24 * 60,
         mem_mb=64000,
-        **gpu_resources(),
+        **gpu_resources(lambda wc: config["finetune"]["processes"]),
     conda:
         "../envs/mmunlearn.yaml"
     log:
@@ -65,7 +65,7 @@ rule finetune_oracle:
     resources:
         runtime=24 * 60,
         mem_mb=64000,
-        **gpu_resources(),
+        **gpu_resources(lambda wc: config["oracle"]["processes"]),
     conda:
         "../envs/mmunlearn.yaml"
     log:

@@ -21,7 +21,7 @@ rule unlearn:
     resources:
         runtime=12 * 60,
         mem_mb=64000,
-        **gpu_resources(),
+        **gpu_resources(lambda wc: config["methods"][wc.method]["processes"]),
     conda:
         "../envs/mmunlearn.yaml"
     log:

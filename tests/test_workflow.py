@@ -133,3 +133,17 @@ def test_merged_export_is_explicit_and_equivalent(workdir, monkeypatch):
     b = load_model(cfg, "results/models/tiny-llava/base/model", "results/models/tiny-llava/ga_text_10").model
     for (name, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.allclose(p, q, atol=1e-6), name
+
+
+def test_a_training_stage_runs_as_two_data_parallel_processes(workdir):
+    """`processes: 2` relaunches the job under torchrun (gloo on CPU; one process per GPU on a cluster):
+    one job, two DDP ranks, rank 0 writes the run, which records the effective batch."""
+    (workdir / "two.yaml").write_text("finetune:\n  processes: 2\n")
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", "two.yaml", "--cores", "2",
+           "results/models/tiny-llava/vanilla"]
+    result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run = json.loads((workdir / "results/models/tiny-llava/vanilla/run.json").read_text())
+    assert run["num_processes"] == 2 and run["per_process_batch_size"] == 16 and run["effective_batch_size"] == 32
+    log = (workdir / "logs/finetune_vanilla/tiny-llava.log").read_text()
+    assert "processes 2" in log and "batch 16 x 2 processes" in log

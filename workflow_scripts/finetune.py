@@ -7,9 +7,9 @@ from mmunlearn.train.stages import finetune, import_vanilla
 from mmunlearn.workflow import resolved_config, setup
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
-log = setup(smk)
 hp, data, oracle = smk.params.hp, smk.input.data, "split" in smk.input.keys()
 imported = smk.params.model_cfg.get("vanilla")
+log = setup(smk, processes=1 if imported and not oracle else hp["processes"])
 if imported and not oracle:
     import_vanilla(imported, smk.output.run, resolved_config(smk), smk.params.seed)
 else:

@@ -6,7 +6,7 @@ from mmunlearn.train.stages import unlearn
 from mmunlearn.workflow import resolved_config, setup
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
-log = setup(smk)
+log = setup(smk, processes=smk.params.hp["processes"])
 # Published ratios: baseline_train_split, as the original's baseline scripts (spec §1.1); others: ft_Data by ID.
 sets = split_sets(smk.input.data, json.load(open(smk.input.split)))
 log.info("%s (%s): forget %d profiles, retain %d", smk.wildcards.method, smk.wildcards.modality,

@@ -1,23 +1,38 @@
-"""What every workflow script does first: log to its Snakemake log (and stderr), and use exactly the job's
-``threads`` for torch, so parallel jobs do not oversubscribe the cores."""
+"""What every workflow script does first: log to its Snakemake log (and stderr), use exactly the job's
+``threads`` for torch, so parallel jobs do not oversubscribe the cores, and, for a training stage configured
+with ``processes: N > 1``, run as N data-parallel processes."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 
-def setup(smk) -> logging.Logger:
+def relaunch(processes: int) -> None:
+    """Replace this job's process by ``processes`` copies of its script under torchrun (one per GPU; gloo on
+    CPU). Snakemake's script file carries the job's parameters, so every copy is the same job; the trainer
+    shards batches over them and rank 0 writes the outputs. Nothing happens for 1 process or inside torchrun."""
+    if processes <= 1 or "WORLD_SIZE" in os.environ:
+        return
+    os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                              f"--nproc_per_node={processes}", *sys.argv])
+
+
+def setup(smk, processes: int = 1) -> logging.Logger:
+    relaunch(processes)
+    rank = int(os.environ.get("RANK", "0"))
     handlers = [logging.StreamHandler(sys.stderr)]
-    if smk.log:
+    if smk.log and rank == 0:  # one writer: the other ranks log to stderr only
         handlers.append(logging.FileHandler(smk.log[0], mode="w"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        handlers=handlers, force=True)
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
     import torch
 
     torch.set_num_threads(max(1, int(smk.threads)))
     log = logging.getLogger(f"mmunlearn.rule.{smk.rule}")
-    log.info("rule %s, wildcards %s, threads %d", smk.rule, dict(smk.wildcards), smk.threads)
+    log.info("rule %s, wildcards %s, threads %d, processes %d", smk.rule, dict(smk.wildcards), smk.threads,
+             processes)
     return log
 
 
