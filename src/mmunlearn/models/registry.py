@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 
 from ..data.schema import decode_image
-from . import prompts
+from . import prompts, tiny
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class Family:
     answer_suffix: str = ""  # closes the answer turn of a training target (Idefics2's chat template)
     expand_images: Callable[[object, str], str] | None = None  # the processor's <image> expansion (None: n x <image>)
     per_example_images: bool = False  # pixel_values (B, max images, C, H, W) + pixel_attention_mask (Idefics2)
-    tiny: str | None = None  # builder in models/tiny.py for a randomly initialised stand-in
+    build_tiny: Callable | None = None  # (tokenizer, tiny cfg, seed) -> (model, processor), randomly initialised
 
 
 FAMILIES: dict[str, Family] = {}
@@ -61,7 +61,7 @@ LLAVA_LORA_TARGET = r"model\.language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_
 IDEFICS2_LORA_TARGET = r"model\.text_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
 
 
-@register_family("llava", LLAVA_LORA_TARGET, prompts.qa_prompt, tiny="build_tiny_llava")
+@register_family("llava", LLAVA_LORA_TARGET, prompts.qa_prompt, build_tiny=tiny.build_tiny_llava)
 def load_llava(source: str, revision: str | None, dtype: torch.dtype, device_map=None,
                processor_source: str | None = None):
     from transformers import AutoProcessor, LlavaForConditionalGeneration
@@ -92,7 +92,8 @@ def idefics2_expand_images(processor, text: str) -> str:
 
 
 @register_family("idefics2", IDEFICS2_LORA_TARGET, idefics2_train_prompt, answer_suffix="<end_of_utterance>",
-                 expand_images=idefics2_expand_images, per_example_images=True, tiny="build_tiny_idefics2")
+                 expand_images=idefics2_expand_images, per_example_images=True,
+                 build_tiny=tiny.build_tiny_idefics2)
 def load_idefics2(source: str, revision: str | None, dtype: torch.dtype, device_map=None,
                   processor_source: str | None = None):
     from transformers import AutoModelForImageTextToText, AutoProcessor

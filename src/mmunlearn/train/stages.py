@@ -16,7 +16,7 @@ from ..io import atomic_dir, provenance, sha256_tree, write_json_atomic
 from ..models import prompts
 from ..models.loading import load_model
 from ..models.registry import VisionLanguageModel, family
-from ..models import tiny as tiny_models
+from ..models.tiny import train_tokenizer
 from .examples import IDK_ANSWERS, build_mix, idk_items
 from .losses import get_loss
 from .trainer import TrainConfig, parallel_state, train
@@ -111,10 +111,10 @@ def pretrain_tiny_base(data_root: str | Path, model_cfg: dict, hp: dict, out_dir
     tiny = model_cfg["tiny"]
     corpus = hp.get("data", "Pretrain_Set")
     fam = family(model_cfg["family"])
-    if fam.tiny is None:
+    if fam.build_tiny is None:
         raise ValueError(f"model family '{fam.name}' has no tiny builder (models.<m>.source: tiny)")
-    tokenizer = tiny_models.train_tokenizer(_all_text(data_root, corpus), tiny["vocab_size"], fam.name)
-    model, processor = getattr(tiny_models, fam.tiny)(tokenizer, tiny, seed)
+    tokenizer = train_tokenizer(_all_text(data_root, corpus), tiny["vocab_size"], fam.name)
+    model, processor = fam.build_tiny(tokenizer, tiny, seed)
     vlm = VisionLanguageModel(model, processor, model_cfg["family"])
     celebrities = folder_set(data_root, corpus)
     items = build_mix(celebrities, hp["formats"], vlm.family.train_prompt, seed)
