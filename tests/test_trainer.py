@@ -38,3 +38,18 @@ def test_plan_depends_on_the_seed_only():
 def test_unknown_schedule():
     with pytest.raises(ValueError, match="unknown schedule"):
         make_plan({"train": 2}, ("train",), {}, cfg(schedule="zigzag"))
+
+
+def test_checkpoint_identity_follows_model_content(tmp_path):
+    """A run's adapter, a run's model, or a bare model folder (the tiny base's .../base/model) are keyed by
+    content, so a retrained input model never resumes a stale checkpoint; a hub id by name."""
+    from mmunlearn.train.stages import _identity
+
+    base = tmp_path / "base" / "model"
+    base.mkdir(parents=True)
+    (base / "model.safetensors").write_bytes(b"v1")
+    first = _identity(base)
+    assert _identity(tmp_path / "base") == first  # the run folder resolves to its model/
+    (base / "model.safetensors").write_bytes(b"v2")
+    assert _identity(base) != first
+    assert _identity("llava-hf/llava-1.5-7b-hf") == "llava-hf/llava-1.5-7b-hf" and _identity(None) is None

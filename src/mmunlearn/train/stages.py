@@ -48,13 +48,14 @@ LOSS_HP = ("beta", "gamma", "retain_weight", "kl_over", "npo_level")
 
 
 def _identity(path: str | Path | None) -> str | None:
-    """What a checkpoint key needs to know about an input model: the content of a local run, or a hub id."""
+    """What a checkpoint key needs to know about an input model: the content of a local run (its adapter or
+    model folder) or of a local model folder (the tiny base's ``.../base/model``), else the hub id."""
     if path is None:
         return None
     p = Path(path)
-    for sub in ("adapter", "model"):
-        if (p / sub).is_dir():
-            return sha256_tree(p / sub)
+    for folder in (p / "adapter", p / "model", p):
+        if folder.is_dir():
+            return sha256_tree(folder)
     return str(path)
 
 

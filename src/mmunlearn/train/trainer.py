@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import random
 import shutil
 import time
@@ -136,8 +137,6 @@ class Checkpoints:
 
 def parallel_state() -> tuple[int, int]:
     """(processes, this process's rank); starts the process group when launched by accelerate/torchrun."""
-    import os
-
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 1, 0
     from accelerate import PartialState
@@ -183,7 +182,8 @@ def train(vlm: VisionLanguageModel, method: str, streams: dict[str, list[Encoded
     history, start = [], 1
     ckpt = None
     if checkpoint_root is not None:
-        key = hashlib.sha256(json.dumps([method, asdict(cfg), _fingerprint(streams), names, identity],
+        # the process count is in the key: it sets the global batch, so the plan
+        key = hashlib.sha256(json.dumps([method, asdict(cfg), world, _fingerprint(streams), names, identity],
                                         sort_keys=True, default=str).encode()).hexdigest()
         ckpt = Checkpoints(checkpoint_root, key)
         state = ckpt.load()
