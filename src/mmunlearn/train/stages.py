@@ -4,6 +4,7 @@ oracle) and unlearning. Each writes its output folder atomically: adapter (safet
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from pathlib import Path
@@ -218,8 +219,8 @@ def unlearn(method: str, modality: str, forget: list[Profile], retain: list[Prof
     for name, its in items.items():
         streams[name] = encode_items(vlm, its, hp.get("append_eos", False), hp.get("max_length"))
     refs = {}
-    if "vanilla" in spec.refs:
-        refs["vanilla"] = load_model(model_cfg, base_source, vanilla_dir, dtype=hp.get("dtype")).model
+    if "vanilla" in spec.refs:  # the model being unlearned, before its new LoRA: a copy, not a second load
+        refs["vanilla"] = copy.deepcopy(vlm.model)
     if "oracle" in spec.refs:
         refs["oracle"] = load_model(model_cfg, base_source, oracle_dir, dtype=hp.get("dtype")).model
     for ref in refs.values():
