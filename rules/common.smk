@@ -70,7 +70,7 @@ def gpu_resources(processes=lambda wc: 1):
     if all(config["models"][m]["source"] == "tiny" for m in STUDY["models"]):
         return {}
     if config["slurm"]["gpu_request"] == "gpu":
-        return {"gpu": lambda wc: processes(wc)}
+        return {"gpu": processes}
     return {"gres": lambda wc: f"gpu:{processes(wc)}"}
 
 
