@@ -24,15 +24,12 @@ def dir_bytes(path: Path) -> int:
 def llava_7b_counts(r: int = 16) -> dict:
     """Parameters of LLaVA-1.5-7B and of its LoRA (r, language model's linear layers), counted on meta."""
     from peft import LoraConfig, get_peft_model
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+    from transformers import LlavaForConditionalGeneration
 
+    from mmunlearn.models.reference import llava_1_5_7b_config
     from mmunlearn.models.registry import family
 
-    cfg = LlavaConfig(text_config=LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                                              num_attention_heads=32, vocab_size=32064),
-                      vision_config=CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24,
-                                                     num_attention_heads=16, image_size=336, patch_size=14,
-                                                     projection_dim=768))
+    cfg = llava_1_5_7b_config()
     with torch.device("meta"):
         model = LlavaForConditionalGeneration(cfg)
         total = sum(p.numel() for p in model.parameters())

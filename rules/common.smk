@@ -36,6 +36,8 @@ def _check_study():
     for task in STUDY["tasks"]:
         if task not in TASKS:
             raise ValueError(f"config: study.tasks names unknown task '{task}'; known: {sorted(TASKS)}")
+        if task not in config["eval"]["max_new_tokens"]:
+            raise ValueError(f"config: eval.max_new_tokens has no entry for task '{task}'")
 
 
 _check_study()
@@ -105,8 +107,12 @@ def eval_splits(run):
     return [s if s == "celebrity" else f"{s}_{ratio}" for s in STUDY["splits"]]
 
 
-def all_eval_outputs():
-    return [f"results/eval/{m}/{run}/{split}.json" for m in STUDY["models"] for run in run_names()
+def all_eval_outputs(kind="json"):
+    """Every evaluation's metrics file (``kind="json"``), or its factuality file (``"factuality.json"``, only
+    when the study generates answers)."""
+    if kind != "json" and "generation" not in STUDY["tasks"]:
+        return []
+    return [f"results/eval/{m}/{run}/{split}.{kind}" for m in STUDY["models"] for run in run_names()
             for split in eval_splits(run)]
 
 

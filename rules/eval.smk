@@ -24,3 +24,27 @@ rule evaluate:
         "logs/evaluate/{model}/{run}/{split}.log",
     script:
         "../workflow_scripts/evaluate.py"
+
+
+# The factuality judge reads the generation samples and calls an OpenAI-compatible endpoint: it needs the
+# internet, not a GPU, so it runs on the submitting node. Replies are cached under judge.cache_dir.
+localrules:
+    judge,
+
+
+rule judge:
+    input:
+        samples="results/eval/{model}/{run}/{split}.samples.jsonl",
+    output:
+        metrics="results/eval/{model}/{run}/{split}.factuality.json",
+        samples="results/eval/{model}/{run}/{split}.factuality.jsonl",
+    params:
+        judge_cfg=config["judge"],
+        seed=SEED,
+        code=code_version(f"{PKG}/io.py", f"{PKG}/eval/judge.py", "workflow_scripts/judge.py"),
+    conda:
+        "../envs/mmunlearn.yaml"
+    log:
+        "logs/judge/{model}/{run}/{split}.log",
+    script:
+        "../workflow_scripts/judge.py"

@@ -8,6 +8,7 @@ localrules:
 rule aggregate:
     input:
         metrics=all_eval_outputs(),
+        factuality=all_eval_outputs("factuality.json"),
     output:
         summary="results/summary.csv",
         provenance="results/summary.provenance.json",

@@ -52,3 +52,23 @@ def test_percent_values_are_rejected(tmp_path):
                  [{"input_modality": "text", "task": "classification", "metric": "accuracy", "value": 49.2, "n": 3}])
     with pytest.raises(ValueError, match="p.json"):
         write_summary([f], tmp_path / "s.csv")
+
+
+def test_factuality_rows_keep_the_judge_scale_and_not_scored_runs_are_listed(tmp_path):
+    judged = tmp_path / "judged.factuality.json"
+    judged.write_text(json.dumps({**run_identity("tiny", "vanilla", "forget_5", 42), "status": "scored", "results": [
+        {"input_modality": "text", "task": "generation", "metric": "factuality", "value": 7.25, "n": 4}]}))
+    unjudged = tmp_path / "unjudged.factuality.json"
+    unjudged.write_text(json.dumps({**run_identity("tiny", "base", "forget_5", 42),
+                                    "status": "not scored: no API key in $OPENAI_API_KEY", "results": [
+        {"input_modality": "text", "task": "generation", "metric": "factuality", "value": None, "n": 0}]}))
+    out, prov = tmp_path / "summary.csv", tmp_path / "prov.json"
+    assert write_summary([judged, unjudged], out, prov) == 2
+    values = {r["method"]: (r["value"], r["n"]) for r in csv.DictReader(out.open())}
+    assert values == {"vanilla": ("7.250000", "4"), "base": ("", "0")}
+    assert json.loads(prov.read_text())["not_scored"] == {str(unjudged): "not scored: no API key in $OPENAI_API_KEY"}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**run_identity("tiny", "base", "forget_5", 42), "results": [
+        {"input_modality": "text", "task": "generation", "metric": "rougeL", "value": 7.0, "n": 4}]}))
+    with pytest.raises(ValueError, match=r"bad.json: .*outside \[0, 1\]"):
+        write_summary([bad], out)

@@ -91,3 +91,18 @@ def test_batched_greedy_equals_one_at_a_time(vlm):
     batched = greedy_generate(vlm, encs, max_new_tokens=5, batch_size=3)
     single = [greedy_generate(vlm, [e], max_new_tokens=5, batch_size=1)[0] for e in encs]
     assert batched == single
+
+
+def test_shared_prefix_reuse_equals_full_prefill(vlm):
+    """Idefics2 batches images per example: the few-shot block's images go to the cached prefix, each item's
+    own image (or none) to its suffix; outputs equal prefilling everything one item at a time (float64)."""
+    demos = "".join(prompts.mc_demo(f"Q{i}?", dict(zip("ABCD", "wxyz")), "B", True) for i in range(2))
+    prefix_images = (face(1), face(2))
+    suffixes = [(prompts.mc_prompt(QUESTION, dict(zip("ABCD", "wxyz")), True), (face(3),)),
+                (prompts.mc_prompt("Who?", dict(zip("ABCD", "pqrs")), False), ()),
+                (prompts.mc_prompt(QUESTION + " Really, what?", dict(zip("ABCD", "wxyz")), True), (face(4),))]
+    items = [vlm.encode(demos + s, images=prefix_images + imgs) for s, imgs in suffixes]
+    prefix = vlm.encode(demos, images=prefix_images)
+    reused = greedy_generate(vlm, items, max_new_tokens=5, batch_size=3, prefix=prefix)
+    single = [greedy_generate(vlm, [it], max_new_tokens=5, batch_size=1)[0] for it in items]
+    assert reused == single

@@ -2,6 +2,7 @@
 with provenance, and a second run schedules nothing."""
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -25,24 +26,35 @@ def workdir(tmp_path_factory):
     return wd
 
 
+METRICS = [("classification", "accuracy"), ("classification", "accuracy_loglik"), ("cloze", "accuracy"),
+           ("generation", "rouge1"), ("generation", "rouge2"), ("generation", "rougeL"), ("generation", "bleu"),
+           ("generation", "factuality")]
+RUNS = [("base", "none"), ("vanilla", "none"), ("oracle", "none"), ("ga", "multimodal"), ("ga", "text"),
+        ("npo", "multimodal"), ("npo", "text")]
+
+
 def test_summary_is_tidy_and_complete(workdir):
     rows = list(csv.DictReader((workdir / "results/summary.csv").open()))
     assert list(rows[0]) == ["model", "method", "unlearn_modality", "forget_ratio", "seed", "split",
                              "input_modality", "task", "metric", "value", "n"]
-    keys = {(r["method"], r["unlearn_modality"], r["split"], r["input_modality"], r["metric"]) for r in rows}
-    for method, modality in [("base", "none"), ("vanilla", "none"), ("oracle", "none"), ("ga", "multimodal"),
-                             ("ga", "text"), ("npo", "multimodal"), ("npo", "text")]:
+    keys = {(r["method"], r["unlearn_modality"], r["split"], r["input_modality"], r["task"], r["metric"])
+            for r in rows}
+    for method, modality in RUNS:
         for split in ("forget", "test", "retain", "celebrity"):
             for inp in ("image_text", "text"):
-                for metric in ("accuracy", "accuracy_loglik"):
-                    assert (method, modality, split, inp, metric) in keys, (method, modality, split, inp, metric)
-    assert len(rows) == len(keys) == 7 * 4 * 2 * 2
+                for task, metric in METRICS:
+                    assert (method, modality, split, inp, task, metric) in keys, (method, split, inp, metric)
+    assert len(rows) == len(keys) == len(RUNS) * 4 * 2 * len(METRICS)
     for r in rows:
-        assert 0.0 <= float(r["value"]) <= 1.0 and int(r["n"]) > 0
         assert r["forget_ratio"] == ("" if r["method"] in ("base", "vanilla") and r["split"] == "celebrity" else "10")
-    # 20 profiles, 10 % forget = 2 profiles; one is the few-shot demo, so 1 x 5 questions are scored
-    forget = [r for r in rows if r["method"] == "vanilla" and r["split"] == "forget"]
-    assert {r["n"] for r in forget} == {"5"}
+        if r["metric"] == "factuality":  # no judge key in the test: not scored, never a number
+            assert r["value"] == "" and r["n"] == "0"
+        else:
+            assert 0.0 <= float(r["value"]) <= 1.0 and int(r["n"]) > 0
+    # 20 profiles, 10 % forget = 2 profiles; one is the few-shot demo: 1 x 5 multiple-choice and 1 x 2 cloze
+    # questions are scored; generation is zero-shot (2 x 2)
+    forget = {(r["task"], r["n"]) for r in rows if r["method"] == "vanilla" and r["split"] == "forget"}
+    assert forget == {("classification", "5"), ("cloze", "2"), ("generation", "4"), ("generation", "0")}
 
 
 def test_results_carry_provenance(workdir):
@@ -61,7 +73,9 @@ def test_results_carry_provenance(workdir):
     assert not list((workdir / "results/models/tiny-llava/vanilla/adapter").glob("model*.safetensors"))
     assert (workdir / "results/models/tiny-llava/ga_text_10/loss_log.csv").is_file()
     table = json.loads((workdir / "results/summary.provenance.json").read_text())
-    assert table["config"]["seed"] == 42 and len(table["evaluations"]) == 28
+    assert table["config"]["seed"] == 42 and len(table["evaluations"]) == 28 + 28  # evaluations + judge files
+    assert len(table["not_scored"]) == 28 and all("no API key" in v for v in table["not_scored"].values())
+    assert metrics["decode"]["classification"]["items"] > 0
 
 
 def test_second_run_schedules_nothing(workdir):
@@ -77,10 +91,10 @@ def test_editing_a_method_reruns_only_its_jobs(workdir):
     result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-2000:]
-    # exactly the 2 npo runs (multimodal, text), their 2 x 4 evaluations and the aggregation
+    # exactly the 2 npo runs (multimodal, text), their 2 x 4 evaluations and judgements, and the aggregation
     stats = out.split("Job stats:")[1].strip().split("\n\n")[0]  # the table, up to its blank line
     counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[2:]}
-    assert counts == {"unlearn": 2, "evaluate": 8, "aggregate": 1, "total": 11}, stats
+    assert counts == {"unlearn": 2, "evaluate": 8, "judge": 8, "aggregate": 1, "total": 19}, stats
 
 
 def test_lint(workdir):
@@ -147,3 +161,26 @@ def test_a_training_stage_runs_as_two_data_parallel_processes(workdir):
     assert run["num_processes"] == 2 and run["per_process_batch_size"] == 16 and run["effective_batch_size"] == 32
     log = (workdir / "logs/finetune_vanilla/tiny-llava.log").read_text()
     assert "processes 2" in log and "batch 16 x 2 processes" in log
+
+
+def test_judge_rule_scores_through_a_chat_completions_endpoint(workdir):
+    """The judge rule, pointed at a loopback OpenAI-compatible server with a key in the environment: numbers
+    instead of "not scored", per-sample judgements, and the key nowhere on disk."""
+    from judge_server import JudgeServer
+
+    key = "sk-workflow-4c1d"
+    target = "results/eval/tiny-llava/vanilla/forget_10.factuality.json"
+    with JudgeServer(key) as server:
+        (workdir / "judge.yaml").write_text(f"judge:\n  base_url: {server.url}\n  api_key_env: MMU_JUDGE_KEY\n")
+        cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", "judge.yaml", "--cores", "2",
+               target]
+        env = {**os.environ, "MMU_JUDGE_KEY": key}
+        result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300, env=env)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert "judge" in result.stdout + result.stderr and len(server.requests) == 8  # 2 people x 4 answers
+    doc = json.loads((workdir / target).read_text())
+    assert doc["status"] == "scored" and all(1 <= r["value"] <= 10 and r["n"] == 4 for r in doc["results"])
+    judged = (workdir / target.replace(".json", ".jsonl")).read_text().splitlines()
+    assert len(judged) == 8 and all(json.loads(j)["justification"] for j in judged)
+    for path in [*workdir.glob("results/**/*.json*"), *workdir.glob("logs/**/*.log")]:
+        assert key not in path.read_text(errors="ignore"), path

@@ -5,5 +5,5 @@ from mmunlearn.workflow import setup
 
 smk = snakemake  # noqa: F821
 log = setup(smk)
-rows = write_summary(list(smk.input.metrics), smk.output.summary, smk.output.provenance, dict(smk.config))
+rows = write_summary([*smk.input.metrics, *smk.input.factuality], smk.output.summary, smk.output.provenance, dict(smk.config))
 log.info("%d rows -> %s", rows, smk.output.summary)

@@ -13,12 +13,12 @@ run_dir = smk.input.get("run")
 split_info = json.load(open(smk.input.split))
 vlm = load_model(smk.params.model_cfg, smk.params.base_source, run_dir)
 split = smk.wildcards.split.split("_")[0]
-samples, metrics = evaluate_split(vlm, f"{smk.input.data}/MLLMU-Bench", split, split_info, list(smk.params.tasks),
-                                  smk.params.eval_cfg)
+samples, metrics, decode_stats = evaluate_split(vlm, f"{smk.input.data}/MLLMU-Bench", split, split_info,
+                                                list(smk.params.tasks), smk.params.eval_cfg)
 identity = run_identity(smk.wildcards.model, smk.wildcards.run, smk.wildcards.split, smk.params.seed)
 write_text_atomic(smk.output.samples, "".join(json.dumps({**identity, **s}) + "\n" for s in samples))
 write_json_atomic(smk.output.metrics, {
-    **identity, "results": metrics,
+    **identity, "results": metrics, "decode": decode_stats,
     "provenance": provenance(resolved_config(smk), seed=smk.params.seed, dtype=str(vlm.model.dtype),
                              effective_batch_size=smk.params.eval_cfg["batch_size"], device=str(vlm.device),
                              adapter_sha256=sha256_tree(f"{run_dir}/adapter")

@@ -5,7 +5,8 @@ permutation of all fictitious IDs, the first ``round(N * ratio / 100)`` forgotte
 nested inside larger ones and retain is always the exact complement.
 
 The split file also fixes, from the seed, which Test_Set image each person is shown with and which profiles
-serve as few-shot demonstrations per split and task (spec §2.5: the original used ``random.sample`` unseeded).
+serve as few-shot demonstrations per split and task (spec §2.5: the original used ``random.sample`` unseeded),
+plus a held-out demo pool of retain profiles for the corrected few-shot setting.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ def build_split(bench_root: str | Path, ratio: int, seed: int, fewshot: dict[str
     fewshot_ids = {split: {task: sorted(rng.sample(sorted(pool), min(k, len(pool))))
                            for task, k in fewshot.items()}
                    for split, pool in pools.items()}
+    # The corrected alternative (eval.fewshot_pool: held_out): demos from retain profiles that no split
+    # scores, in a seeded order (task k takes the first k); its own stream keeps the draws above unchanged.
+    pool_size = max(fewshot.values(), default=0)
+    fewshot_pool = random.Random(f"{seed}:{ratio}:fewshot_pool").sample(sorted(retain), min(pool_size, len(retain)))
     return {"forget_ratio": ratio, "seed": seed, "source": source, "forget_ids": sorted(forget),
             "retain_ids": sorted(retain), "celebrity_ids": sorted(celebrity), "test_image_index": test_images,
-            "fewshot_ids": fewshot_ids}
+            "fewshot_ids": fewshot_ids, "fewshot_pool": fewshot_pool}

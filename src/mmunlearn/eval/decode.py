@@ -1,13 +1,61 @@
-"""Batched scoring primitives: greedy generation with left padding and a stopping rule, and option
-log-likelihoods. Items are sorted by length so that batches carry little padding; results come back in the
-caller's order."""
+"""Batched scoring primitives: greedy generation with left padding, a stopping rule and a shared-prefix KV
+cache, and option log-likelihoods. Items are sorted by length so that batches carry little padding; results
+come back in the caller's order.
+
+Shared prefix: the few-shot block of a split is the same for every item (with image demos it is most of the
+prompt: 5 x 576 image tokens for LLaVA-1.5 classification). It is run through the model once; every batch
+starts from a copy of its KV cache and prefills only the item's own tokens. The suffixes are left-padded
+*between* prefix and suffix, so position ids (from the attention mask) and attention are those of the
+unpadded prompt: the outputs are the ones of prefilling everything (tested equal, float64).
+"""
 
 from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from ..models.registry import Encoded, VisionLanguageModel
+
+
+class ContextLengthError(ValueError):
+    """A prompt (plus its generation budget) longer than the model's context: refuse rather than decode
+    garbage (the original's 2-shot LLaVA prompts overflowed 4,096 and produced "US US US", spec §8 #2)."""
+
+
+@dataclass
+class DecodeStats:
+    """What a decode actually computed (for ``make bench``): items, prompt tokens prefilled (shared prefix
+    counted once), tokens generated (padding rows of finished items included) and model calls."""
+
+    items: int = 0
+    prompt_tokens: int = 0
+    prefilled_tokens: int = 0
+    generated_tokens: int = 0
+    generate_calls: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def context_length(vlm: VisionLanguageModel) -> int:
+    return int(vlm.model.config.get_text_config().max_position_embeddings)
+
+
+def check_context(vlm: VisionLanguageModel, items: list[Encoded], max_new_tokens: int, where: str,
+                  names: list[str] | None = None) -> None:
+    """Raise one clear error if any prompt + ``max_new_tokens`` exceeds the model's context."""
+    limit = context_length(vlm)
+    worst = max(range(len(items)), key=lambda i: len(items[i].input_ids), default=None)
+    if worst is None or len(items[worst].input_ids) + max_new_tokens <= limit:
+        return
+    over = sum(len(e.input_ids) + max_new_tokens > limit for e in items)
+    name = names[worst] if names else f"item {worst}"
+    raise ContextLengthError(
+        f"{where}: {over} of {len(items)} prompts exceed the model's context of {limit} tokens; the longest "
+        f"({name}) has {len(items[worst].input_ids)} prompt tokens + {max_new_tokens} new tokens "
+        f"({sum(len(e.images) for e in items[worst:worst + 1])} images). Lower eval.fewshot or "
+        f"eval.max_new_tokens for this task.")
 
 
 class FirstVisibleCharacter(StoppingCriteria):
@@ -44,22 +92,83 @@ def _order(items: list[Encoded]) -> list[int]:
     return sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
 
 
+def split_prefix(items: list[Encoded], prefix: Encoded) -> list[Encoded]:
+    """Each item without the shared prefix (tokens and images); an item that does not start with it exactly
+    is a bug in the caller (tokenisation across the boundary must agree)."""
+    n, k = len(prefix.input_ids), len(prefix.images)
+    out = []
+    for i, e in enumerate(items):
+        if e.input_ids[:n] != prefix.input_ids or e.images[:k] != prefix.images:
+            raise ValueError(f"item {i} does not start with the shared prefix's tokens and images")
+        out.append(Encoded(e.input_ids[n:], max(e.n_prompt - n, 0), e.images[k:]))
+    return out
+
+
+@torch.inference_mode()
+def prefix_cache(vlm: VisionLanguageModel, prefix: Encoded):
+    """The KV cache of the shared prefix (batch of one), computed once per split and task."""
+    return vlm.model(**vlm.collate([prefix]), use_cache=True).past_key_values
+
+
+def decode_outputs(vlm: VisionLanguageModel, prompts: list[list[int]], new: list[list[int]],
+                   decode_from: str) -> list[str]:
+    """``new_tokens``: the generated tokens only. ``sequence``: the original's way (spec §2.2), the whole
+    sequence from its third token (dropping BOS and the first prompt token), the parsers then read past the
+    first "ASSISTANT:"."""
+    if decode_from == "new_tokens":
+        return vlm.tokenizer.batch_decode(new, skip_special_tokens=True)
+    if decode_from == "sequence":
+        return vlm.tokenizer.batch_decode([(p + n)[2:] for p, n in zip(prompts, new)], skip_special_tokens=True)
+    raise ValueError(f"eval.decode_from must be new_tokens or sequence, got '{decode_from}'")
+
+
 @torch.inference_mode()
 def greedy_generate(vlm: VisionLanguageModel, items: list[Encoded], max_new_tokens: int, batch_size: int,
-                    stop: str = "eos") -> list[str]:
-    """Greedy continuations of every prompt; ``stop="first_visible"`` ends a row at its first visible char."""
+                    stop: str = "eos", prefix: Encoded | None = None, decode_from: str = "new_tokens",
+                    stats: DecodeStats | None = None) -> list[str]:
+    """Greedy continuations of every prompt.
+
+    ``stop="first_visible"`` ends a row at its first visible character (classification: one letter, not 50
+    tokens). ``prefix``: a token-and-image prefix every item starts with, prefilled once and reused.
+    """
     outputs: list[str] = [""] * len(items)
-    order = _order(items)
+    pad = vlm.tokenizer.pad_token_id
+    eos = vlm.tokenizer.eos_token_id
+    suffixes = split_prefix(items, prefix) if prefix is not None else items
+    cache, p_ids = None, None
+    if prefix is not None:
+        cache = prefix_cache(vlm, prefix)
+        p_ids = torch.tensor([prefix.input_ids], device=vlm.device)
+    stats = stats if stats is not None else DecodeStats()
+    stats.prefilled_tokens += len(prefix.input_ids) if prefix is not None else 0
+    order = _order(suffixes)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        batch = vlm.collate([items[i] for i in idx], padding_side="left")
+        batch = vlm.collate([suffixes[i] for i in idx], padding_side="left")
+        stats.prefilled_tokens += int(batch["attention_mask"].sum())
+        if prefix is not None:
+            n = len(idx)
+            batch["input_ids"] = torch.cat([p_ids.expand(n, -1), batch["input_ids"]], dim=1)
+            batch["attention_mask"] = torch.cat([torch.ones_like(p_ids).expand(n, -1), batch["attention_mask"]],
+                                                dim=1)
+            batch_cache = copy.deepcopy(cache)
+            batch_cache.batch_repeat_interleave(n)
+            batch["cache"] = batch_cache
         width = batch["input_ids"].shape[1]
-        criteria = StoppingCriteriaList([FirstVisibleCharacter(visible_tokens(vlm), width)]) if stop == "first_visible" else None
+        criteria = StoppingCriteriaList([FirstVisibleCharacter(visible_tokens(vlm), width)]) \
+            if stop == "first_visible" else None
         gen = vlm.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                                 stopping_criteria=criteria, pad_token_id=vlm.tokenizer.pad_token_id)
-        texts = vlm.tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)
+                                 stopping_criteria=criteria, pad_token_id=pad)
+        new = gen[:, width:].tolist()
+        # a finished row keeps emitting padding: cut each row after its own EOS (as batch size 1 would end)
+        new = [row[:row.index(eos) + 1] if eos in row else row for row in new]
+        texts = decode_outputs(vlm, [items[i].input_ids for i in idx], new, decode_from)
         for i, text in zip(idx, texts):
             outputs[i] = text
+        stats.items += len(idx)
+        stats.prompt_tokens += sum(len(items[i].input_ids) for i in idx)
+        stats.generated_tokens += (gen.shape[1] - width) * len(idx)  # positions computed, finished rows too
+        stats.generate_calls += 1
     return outputs
 
 

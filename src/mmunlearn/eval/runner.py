@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..data.schema import MODALITIES, read_benchmark_folder
 from ..models.registry import VisionLanguageModel
-from .tasks import EvalContext, get_task
+from .tasks import EvalContext, get_task, run_task
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +41,46 @@ def split_profiles(bench_root: str | Path, split: str, split_info: dict) -> tupl
     return chosen, images
 
 
+def demo_profiles(split: str, task: str, split_info: dict, full: dict, eval_cfg: dict) -> list:
+    """The demonstration profiles of ``task`` on ``split``, read from Full_Set (spec §2.5).
+
+    ``eval.fewshot_pool: split`` (the original): profiles of the evaluated split itself (forget IDs on the
+    forget and test sets), seeded by the split file; celebrity IDs are not in Full_Set, so celebrity demos come
+    back empty (zero-shot), as in the original. ``held_out``: the first k profiles of a seeded pool of retain
+    profiles that no split scores, the same demos on every split.
+    """
+    if eval_cfg.get("fewshot_pool", "split") == "held_out":
+        ids = split_info["fewshot_pool"][: eval_cfg["fewshot"].get(task, 0)]
+    else:
+        ids = split_info["fewshot_ids"][split].get(task, [])
+    missing = [i for i in ids if i not in full]
+    if missing:
+        log.info("%s/%s: %d demo IDs not in Full_Set (e.g. %s): fewer demonstrations, as the original",
+                 split, task, len(missing), missing[:2])
+    return [full[i] for i in ids if i in full]
+
+
 def evaluate_split(vlm: VisionLanguageModel, bench_root: str | Path, split: str, split_info: dict,
-                   tasks: list[str], eval_cfg: dict) -> tuple[list[dict], list[dict]]:
+                   tasks: list[str], eval_cfg: dict) -> tuple[list[dict], list[dict], dict]:
+    """Every task x input modality on one split: per-sample records, metrics, and decode statistics."""
     profiles, images = split_profiles(bench_root, split, split_info)
+    if eval_cfg.get("fewshot_pool", "split") == "held_out":
+        pool = set(split_info["fewshot_pool"])
+        profiles = [p for p in profiles if p.id not in pool]
     full = read_benchmark_folder(Path(bench_root) / "Full_Set")[0]
-    samples, metrics = [], []
+    samples, metrics, stats = [], [], {}
     for task_name in tasks:
         task = get_task(task_name)
-        demo_ids = split_info["fewshot_ids"][split].get(task_name, [])
-        ctx = EvalContext(vlm=vlm, split=split, fewshot_profiles=[full[i] for i in demo_ids if i in full],
-                          images=images, batch_size=eval_cfg["batch_size"],
+        ctx = EvalContext(vlm=vlm, split=split, images=images, batch_size=eval_cfg["batch_size"],
                           max_new_tokens=eval_cfg["max_new_tokens"][task_name],
-                          stopping_rule=eval_cfg.get("stopping_rule", True))
+                          fewshot_profiles=demo_profiles(split, task_name, split_info, full, eval_cfg),
+                          stopping_rule=eval_cfg.get("stopping_rule", True),
+                          letter_parser=eval_cfg.get("letter_parser", "first_character"),
+                          decode_from=eval_cfg.get("decode_from", "new_tokens"),
+                          reuse_prefix=eval_cfg.get("reuse_prefix", True))
         for modality in MODALITIES:
             t0 = time.time()
-            scored = task.run(profiles, modality, ctx)
+            scored = run_task(task, profiles, modality, ctx)
             for s in scored:
                 s.update(task=task_name, input_modality=modality)
             samples += scored
@@ -66,7 +91,8 @@ def evaluate_split(vlm: VisionLanguageModel, bench_root: str | Path, split: str,
             log.info("%s/%s/%s: %d items in %.1f s: %s", split, task_name, modality, len(scored), time.time() - t0,
                      ", ".join(f"{m['metric']}={m['value']:.3f}" for m in metrics[-len(task.metrics):]
                                if m["value"] is not None))
-    return samples, metrics
+        stats[task_name] = {k: v for k, v in vars(ctx.stats).items() if k != "extra"}
+    return samples, metrics, stats
 
 
 def run_identity(model: str, run: str, split: str, seed: int) -> dict:

@@ -1,47 +1,62 @@
-"""Declared evaluation tasks (lm-evaluation-harness style): a task names its questions, prompt builder, parser,
-metrics and few-shot rule; one generic runner scores any task on any split and input modality.
+"""Declared evaluation tasks (lm-evaluation-harness style): a task names its questions, prompt, demonstration,
+stopping rule, parser and metrics; one generic runner scores any task on any split and input modality, for
+any model of the registry (each model's own tokenisation of the same prompt strings, spec §2).
 
-Adding a task is one ``@register_task`` function that turns (profiles, modality, context) into scored samples.
+Adding a task is one ``register_task(Task(...))``: no per-task or per-modality evaluation loop.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from typing import Callable
 
-from ..data.schema import IMAGE_TEXT, Profile
+from ..data.schema import IMAGE_TEXT, MCQuestion, OpenQuestion, Profile
 from ..models import prompts
-from ..models.registry import VisionLanguageModel
-from .decode import continuation_logliks, greedy_generate
+from ..models.registry import Encoded, VisionLanguageModel
+from .decode import DecodeStats, check_context, continuation_logliks, greedy_generate
+
+log = logging.getLogger(__name__)
+
+LETTER_PARSERS = {"first_character": prompts.parse_letter, "answer_letter": prompts.parse_answer_letter}
 
 
 @dataclass
 class EvalContext:
     vlm: VisionLanguageModel
     split: str
-    fewshot_profiles: list[Profile]  # demonstrations (from Full_Set), already chosen by the split builder
     images: dict[str, bytes]  # the image each evaluated profile is shown with
     batch_size: int
     max_new_tokens: int
-    stopping_rule: bool = True
+    fewshot_profiles: list[Profile] = field(default_factory=list)  # demonstrations, chosen by the split file
+    stopping_rule: bool = True  # stop where the parser cannot read further (classification: first letter)
+    letter_parser: str = "first_character"  # the original's rule; "answer_letter": corrected
+    decode_from: str = "new_tokens"  # or "sequence": the original's whole-sequence decode (spec §2.2)
+    reuse_prefix: bool = True  # prefill the shared few-shot block once per split and task
+    stats: DecodeStats = field(default_factory=DecodeStats)
 
 
 @dataclass(frozen=True)
 class Task:
     name: str
     metrics: tuple[str, ...]
-    fewshot_splits: tuple[str, ...]  # splits on which the paper shows demonstrations
-    run: Callable[[list[Profile], str, EvalContext], list[dict]]
+    questions: Callable[[Profile, str], list]  # a profile's questions of this task in one input modality
+    prompt: Callable[[object, bool, str], str]  # (question, with image, few-shot block) -> prompt
+    gold: Callable[[object], str]
+    score: Callable[[str, object, EvalContext], dict]  # (response, question, ctx) -> {parsed, score{metric: v}}
+    demo: Callable[[object, bool], str] | None = None  # one demonstration; None: zero-shot everywhere
+    fewshot_splits: tuple[str, ...] = ()  # splits on which the original shows demonstrations
+    stop: str = "eos"  # "first_visible": the parser reads one character
+    after_answer: bool = False  # the original's response also falls back to the text after "Answer:"
+    extra: Callable[[list[dict], list[tuple[str, tuple]], EvalContext], None] | None = None  # more scoring
 
 
 TASKS: dict[str, Task] = {}
 
 
-def register_task(name: str, metrics: tuple[str, ...], fewshot_splits: tuple[str, ...]):
-    def wrap(fn):
-        TASKS[name] = Task(name, metrics, fewshot_splits, fn)
-        return fn
-    return wrap
+def register_task(task: Task) -> Task:
+    TASKS[task.name] = task
+    return task
 
 
 def get_task(name: str) -> Task:
@@ -50,44 +65,152 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
-@register_task("classification", metrics=("accuracy", "accuracy_loglik"),
-               fewshot_splits=("forget", "test", "retain"))  # celebrity classification is zero-shot (spec §2.5)
-def classification(profiles: list[Profile], modality: str, ctx: EvalContext) -> list[dict]:
-    """Multiple choice, scored twice: the answer letter parsed from greedy output as the paper does
-    (``accuracy``), and the option whose text is most likely after the question (``accuracy_loglik``: zero-shot,
-    context = the QA prompt, continuation = " " + option text, summed log-probability)."""
+@dataclass
+class Prepared:
+    """A task's prompts on one split and modality, before any model call."""
+
+    records: list[dict]  # one per scored question: ids, question, gold
+    questions: list
+    prompts: list[str]
+    images: list[tuple[bytes, ...]]
+    prefix: str = ""  # the few-shot block every prompt starts with
+    prefix_images: tuple[bytes, ...] = ()
+
+
+def prepare(task: Task, profiles: list[Profile], modality: str, ctx: EvalContext) -> Prepared:
+    """Demonstrations and prompts. A demo profile's questions are skipped by list index wherever that profile is
+    scored, also on Test_Set (whose questions are paraphrases), as the original does (spec §2.5)."""
     with_image = modality == IMAGE_TEXT
-    fewshot, skip = "", set()
-    images_fewshot: tuple[bytes, ...] = ()
-    if ctx.split in TASKS["classification"].fewshot_splits:
+    fewshot, demo_images, skip = "", (), set()
+    if task.demo is not None and ctx.split in task.fewshot_splits:
         for demo in ctx.fewshot_profiles:
-            for i, q in enumerate(demo.classification[modality]):
-                fewshot += prompts.mc_demo(q.question, q.options, q.answer, with_image)
-                images_fewshot += (demo.image,) if with_image else ()
-                skip.add((demo.id, i))  # the original skips the demo profile's questions by index, also on Test
-    samples, letter_items, option_items = [], [], []
+            for i, q in enumerate(task.questions(demo, modality)):
+                fewshot += task.demo(q, with_image)
+                demo_images += (demo.image,) if with_image else ()
+                skip.add((demo.id, i))
+    out = Prepared([], [], [], [], fewshot, demo_images)
     for p in profiles:
         image = (ctx.images[p.id],) if with_image else ()
-        for i, q in enumerate(p.classification[modality]):
+        for i, q in enumerate(task.questions(p, modality)):
             if (p.id, i) in skip:
                 continue
-            prompt = prompts.mc_prompt(q.question, q.options, with_image, fewshot)
-            letter_items.append(ctx.vlm.encode(prompt, images=images_fewshot + image))
-            qa_prompt = prompts.qa_prompt(q.question, with_image)  # LLaVA-style for every family, as eval.py
-            for key in q.options:
-                option_items.append(ctx.vlm.encode(qa_prompt, " " + q.options[key], images=image))
-            samples.append({"prompt_id": f"{p.id}/{modality}/{i}", "profile_id": p.id, "question": q.question,
-                            "options": q.options, "gold": q.answer})
-    outputs = greedy_generate(ctx.vlm, letter_items, ctx.max_new_tokens, ctx.batch_size,
-                              stop="first_visible" if ctx.stopping_rule else "eos")
-    logliks = continuation_logliks(ctx.vlm, option_items, ctx.batch_size)
+            out.records.append({"prompt_id": f"{p.id}/{modality}/{i}", "profile_id": p.id,
+                                "question": q.question, "gold": task.gold(q)})
+            out.questions.append(q)
+            out.prompts.append(task.prompt(q, with_image, fewshot))
+            out.images.append(demo_images + image)
+    return out
+
+
+def response(output: str, task: Task, ctx: EvalContext) -> str:
+    """What the parsers read: the generated text; with the original's whole-sequence decode, the text after
+    the first "ASSISTANT:" (cloze and generation: else after "Answer:")."""
+    if ctx.decode_from == "sequence":
+        return prompts.answer_text(output, after_answer=task.after_answer)
+    return output.strip()
+
+
+def run_task(task: Task, profiles: list[Profile], modality: str, ctx: EvalContext) -> list[dict]:
+    """Score ``task`` on ``profiles`` in one input modality: per-sample records with raw output, parsed answer
+    and score."""
+    prep = prepare(task, profiles, modality, ctx)
+    if not prep.records:
+        return []
+    items = [ctx.vlm.encode(p, images=imgs) for p, imgs in zip(prep.prompts, prep.images)]
+    check_context(ctx.vlm, items, ctx.max_new_tokens, f"{ctx.split}/{task.name}/{modality}",
+                  [r["prompt_id"] for r in prep.records])
+    prefix = None
+    if ctx.reuse_prefix and prep.prefix:
+        prefix = ctx.vlm.encode(prep.prefix, images=prep.prefix_images)
+        if any(e.input_ids[:len(prefix.input_ids)] != prefix.input_ids for e in items):
+            log.warning("%s/%s: the few-shot block tokenises differently inside prompts; not reusing it",
+                        ctx.split, task.name)
+            prefix = None
+    outputs = greedy_generate(ctx.vlm, items, ctx.max_new_tokens, ctx.batch_size,
+                              stop=task.stop if ctx.stopping_rule else "eos", prefix=prefix,
+                              decode_from=ctx.decode_from, stats=ctx.stats)
+    for rec, q, out in zip(prep.records, prep.questions, outputs):
+        rec.update(raw_output=out, **task.score(response(out, task, ctx), q, ctx))
+    if task.extra is not None:
+        task.extra(prep.records, [(q, imgs[len(prep.prefix_images):]) for q, imgs in zip(prep.questions,
+                                                                                           prep.images)], ctx)
+    return prep.records
+
+
+# --- classification ------------------------------------------------------------------------------------------
+
+def _classification_score(text: str, q: MCQuestion, ctx: EvalContext) -> dict:
+    parsed = LETTER_PARSERS[ctx.letter_parser](text, q.options)
+    return {"options": q.options, "parsed": parsed, "score": {"accuracy": float(parsed == q.answer)}}
+
+
+def _option_loglik(records: list[dict], questions: list[tuple[MCQuestion, tuple]], ctx: EvalContext) -> None:
+    """``accuracy_loglik``: the option whose text is most likely after the question (zero-shot, context = the
+    QA prompt, continuation = " " + option text, summed log-probability), lm-evaluation-harness style."""
+    items = []
+    for q, image in questions:
+        qa = prompts.qa_prompt(q.question, bool(image))  # LLaVA-style for every family, as eval.py
+        items += [ctx.vlm.encode(qa, " " + q.options[k], images=image) for k in q.options]
+    logliks = continuation_logliks(ctx.vlm, items, ctx.batch_size)
     k = 0
-    for s, out in zip(samples, outputs):
-        keys = list(s["options"])
+    for rec, (q, _) in zip(records, questions):
+        keys = list(q.options)
         scores = logliks[k:k + len(keys)]
         k += len(keys)
-        parsed = prompts.parse_letter(out, keys)
         best = keys[max(range(len(keys)), key=scores.__getitem__)]
-        s.update(raw_output=out, parsed=parsed, loglik=dict(zip(keys, scores)), parsed_loglik=best,
-                 score={"accuracy": float(parsed == s["gold"]), "accuracy_loglik": float(best == s["gold"])})
-    return samples
+        rec.update(loglik=dict(zip(keys, scores)), parsed_loglik=best)
+        rec["score"]["accuracy_loglik"] = float(best == q.answer)
+
+
+register_task(Task(
+    name="classification", metrics=("accuracy", "accuracy_loglik"),
+    questions=lambda p, modality: p.classification[modality],
+    prompt=lambda q, with_image, fewshot: prompts.mc_prompt(q.question, q.options, with_image, fewshot),
+    demo=lambda q, with_image: prompts.mc_demo(q.question, q.options, q.answer, with_image),
+    fewshot_splits=("forget", "test", "retain"),  # celebrity classification is zero-shot (spec §2.5)
+    gold=lambda q: q.answer, score=_classification_score, stop="first_visible", extra=_option_loglik))
+
+
+# --- cloze (fill in the blank) --------------------------------------------------------------------------------
+
+def _cloze_score(text: str, q: OpenQuestion, ctx: EvalContext) -> dict:
+    """Correct iff the ground truth, lower-cased, is a substring of the response, lower-cased (spec §2.3)."""
+    return {"parsed": text, "score": {"accuracy": float(q.ground_truth.lower() in text.lower())}}
+
+
+register_task(Task(
+    name="cloze", metrics=("accuracy",),
+    questions=lambda p, modality: [q for q in p.cloze if q.modality == modality],
+    prompt=lambda q, with_image, fewshot: prompts.cloze_prompt(q.question, with_image, fewshot),
+    demo=lambda q, with_image: prompts.cloze_demo(q.question, q.ground_truth, with_image),
+    fewshot_splits=("forget", "test", "retain", "celebrity"),  # spec §2.5 (celebrity: see README)
+    gold=lambda q: q.ground_truth, score=_cloze_score, after_answer=True))
+
+
+# --- generation -------------------------------------------------------------------------------------------
+
+_ROUGE = None
+
+
+def rouge_scores(target: str, prediction: str) -> dict[str, float]:
+    """ROUGE-1/2/L F-measure with the Porter stemmer (rouge-score, as eval.py), plus NLTK sentence BLEU on
+    whitespace tokens with smoothing method 1 (eval.py's extra)."""
+    global _ROUGE
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+    from rouge_score import rouge_scorer
+
+    if _ROUGE is None:
+        _ROUGE = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    r = _ROUGE.score(target, prediction)
+    bleu = sentence_bleu([target.split()], prediction.split(), smoothing_function=SmoothingFunction().method1) \
+        if prediction.split() else 0.0
+    return {"rouge1": r["rouge1"].fmeasure, "rouge2": r["rouge2"].fmeasure, "rougeL": r["rougeL"].fmeasure,
+            "bleu": float(bleu)}
+
+
+register_task(Task(
+    name="generation", metrics=("rouge1", "rouge2", "rougeL", "bleu"),
+    questions=lambda p, modality: [q for q in p.generation if q.modality == modality],
+    prompt=lambda q, with_image, fewshot: prompts.generation_prompt(q.question, with_image),
+    gold=lambda q: q.ground_truth, after_answer=True,  # zero-shot on every split (spec §2.4)
+    score=lambda text, q, ctx: {"parsed": text, "score": rouge_scores(q.ground_truth, text)}))

@@ -1,8 +1,10 @@
 """Aggregation: metrics JSON files -> the tidy ``results/summary.csv``.
 
 Columns (fixed; later stages rely on them): model, method, unlearn_modality, forget_ratio, seed, split,
-input_modality, task, metric, value, n. ``value`` is a fraction in [0, 1]; ``forget_ratio`` is empty where a
-row depends on no ratio. A metrics file that is missing or malformed is an error naming it.
+input_modality, task, metric, value, n. ``value`` is a fraction in [0, 1], except the judge's factuality
+(1-10, as the paper); it is empty where nothing was scored (no judge key: the run is listed in the provenance
+file under ``not_scored``). ``forget_ratio`` is empty where a row depends on no ratio. A metrics file that is
+missing or malformed is an error naming it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from ..io import git_commit, write_json_atomic, write_text_atomic
 
+METRIC_RANGES = {"factuality": (1.0, 10.0)}  # every other metric: (0, 1)
 COLUMNS = ["model", "method", "unlearn_modality", "forget_ratio", "seed", "split", "input_modality", "task",
            "metric", "value", "n"]
 
@@ -39,8 +42,9 @@ def summary_rows(docs: dict[str, dict]) -> list[dict]:
             key = {c: doc[c] for c in COLUMNS[:6]}
             for r in doc["results"]:
                 value = r["value"]
-                if value is not None and not 0.0 <= value <= 1.0:
-                    raise ValueError(f"value {value} of {r['metric']} is not a fraction in [0, 1]")
+                low, high = METRIC_RANGES.get(r["metric"], (0.0, 1.0))
+                if value is not None and not low <= value <= high:
+                    raise ValueError(f"value {value} of {r['metric']} is outside [{low:g}, {high:g}]")
                 rows.append({**key, **{c: r[c] for c in COLUMNS[6:]}})
         except (KeyError, ValueError, TypeError) as exc:
             raise ValueError(f"{f}: malformed metrics file ({exc!r})") from None
@@ -56,7 +60,9 @@ def write_summary(metric_files: list[str | Path], out: str | Path, provenance_ou
     rows = summary_rows(docs)
     if provenance_out:
         runs = {f: {k: v for k, v in doc.get("provenance", {}).items() if k != "config"} for f, doc in docs.items()}
-        write_json_atomic(provenance_out, {"git_commit": git_commit(), "config": config, "evaluations": runs})
+        not_scored = {f: doc["status"] for f, doc in docs.items() if doc.get("status", "scored") != "scored"}
+        write_json_atomic(provenance_out, {"git_commit": git_commit(), "config": config, "evaluations": runs,
+                                           "not_scored": not_scored})
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()

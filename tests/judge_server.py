@@ -1,0 +1,107 @@
+"""A loopback HTTP server speaking OpenAI's chat-completions protocol (``POST /v1/chat/completions``), as a
+local vLLM or the OpenAI API does: bearer-token auth, JSON request, ``chat.completion`` response with usage.
+Tests point ``judge.base_url`` at it; the ``openai`` client is not patched.
+
+Its judging is a real (simple) rule: it reads the generated answer and the ground truth out of the prompt and
+scores 9 if they share a content word, else 2. Fault injection, per request in arrival order (``faults``):
+``429`` / ``500`` (with a short ``retry-after-ms``), ``slow`` (answers after ``slow_s``, past the client's
+timeout), ``malformed`` (a reply without a parseable score).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def judge_reply(prompt: str) -> str:
+    answer = re.search(r"^Generated answer: (.*)$", prompt, re.MULTILINE).group(1)
+    truth = re.search(r"^Ground truth: (.*)$", prompt, re.MULTILINE).group(1)
+    words = lambda s: {w for w in re.findall(r"[a-z]+", s.lower()) if len(w) > 3}  # noqa: E731
+    score = 9 if words(answer) & words(truth) else 2
+    return json.dumps({"Factuality Score": score, "Justification": "shared words" if score > 5 else "no overlap"})
+
+
+class JudgeServer:
+    def __init__(self, api_key: str, slow_s: float = 2.0):
+        self.api_key, self.slow_s = api_key, slow_s
+        self.faults: deque[str] = deque()
+        self.requests: list[dict] = []  # every request that reached the handler: {status, body, auth_ok}
+        self.active = self.max_active = 0
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> "JudgeServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
+                    pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                auth_ok = self.headers.get("Authorization") == f"Bearer {server.api_key}"
+                with server._lock:
+                    fault = server.faults.popleft() if server.faults else None
+                    server.active += 1
+                    server.max_active = max(server.max_active, server.active)
+                try:
+                    headers = {}
+                    if self.path != "/v1/chat/completions":
+                        status, payload = 404, {"error": {"message": f"no route {self.path}"}}
+                    elif not auth_ok:
+                        status, payload = 401, {"error": {"message": "invalid api key",
+                                                          "type": "invalid_request_error"}}
+                    elif fault in ("429", "500"):
+                        status, payload = int(fault), {"error": {"message": "injected", "type": "server_error"}}
+                        headers = {"retry-after-ms": "20"}
+                    else:
+                        if fault == "slow":
+                            time.sleep(server.slow_s)
+                        prompt = body["messages"][-1]["content"]
+                        content = "I think it is fine." if fault == "malformed" else judge_reply(prompt)
+                        status, payload = 200, {
+                            "id": f"chatcmpl-{len(server.requests)}", "object": "chat.completion",
+                            "created": int(time.time()), "model": body["model"],
+                            "choices": [{"index": 0, "finish_reason": "stop",
+                                         "message": {"role": "assistant", "content": content}}],
+                            "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 20,
+                                      "total_tokens": len(prompt.split()) + 20}}
+                    with server._lock:  # recorded before the reply leaves: a client never sees it first
+                        server.requests.append({"status": status, "fault": fault, "body": body, "auth_ok": auth_ok})
+                    self._send(status, payload, headers)
+                finally:
+                    with server._lock:
+                        server.active -= 1
+
+        return Handler
