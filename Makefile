@@ -11,7 +11,7 @@ TORCH_BUILD ?= cpu
 TORCH_INDEX ?= https://download.pytorch.org/whl/$(TORCH_BUILD)
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: venv demo test test-fast lint dryrun-paper bench bench-data bench-train clean-demo
+.PHONY: venv demo test test-fast lint dryrun-paper bench bench-data bench-train bench-eval clean-demo
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,14 +42,18 @@ lint: venv
 dryrun-paper: venv
 	$(SNAKEMAKE) --profile slurm -n results/summary.csv
 
-# Benchmarks (bench/): measured, not asserted; each prints its numbers as JSON.
-bench: bench-data bench-train
+# Benchmarks (bench/): measured, not asserted; each prints its numbers as JSON. The last line of `make bench`
+# is the evaluation speed-up (also in results/bench.json as "eval_speedup").
+bench: bench-data bench-train bench-eval
 
 bench-data: venv
 	$(BIN)/python bench/load_data.py
 
 bench-train: venv
 	$(BIN)/python bench/train_speed.py
+
+bench-eval: venv
+	$(BIN)/python bench/eval_speed.py
 
 clean-demo:
 	rm -rf data/demo data/splits results/models results/eval results/summary.csv logs .snakemake

@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+from loopback import LoopbackServer
 
 
 @dataclass
@@ -32,26 +33,13 @@ def repo_from_folder(root: Path, repo_type: str, commit: str) -> Repo:
     return Repo(repo_type, {commit: files}, {"main": commit})
 
 
-class HubServer:
+class HubServer(LoopbackServer):
     def __init__(self, repos: dict[str, Repo]):
         self.repos = repos
         self.interrupt: set[str] = set()
         self.corrupt: set[str] = set()
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> "HubServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._start_server()
 
     # --- the protocol ---------------------------------------------------------------------------------
 

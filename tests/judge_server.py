@@ -15,7 +15,9 @@ import re
 import threading
 import time
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from loopback import LoopbackServer
 
 
 def judge_reply(prompt: str) -> str:
@@ -26,27 +28,16 @@ def judge_reply(prompt: str) -> str:
     return json.dumps({"Factuality Score": score, "Justification": "shared words" if score > 5 else "no overlap"})
 
 
-class JudgeServer:
+class JudgeServer(LoopbackServer):
+    url_path = "/v1"
+
     def __init__(self, api_key: str, slow_s: float = 2.0):
         self.api_key, self.slow_s = api_key, slow_s
         self.faults: deque[str] = deque()
         self.requests: list[dict] = []  # every request that reached the handler: {status, body, auth_ok}
         self.active = self.max_active = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def __enter__(self) -> "JudgeServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._start_server()
 
     def _handler(self):
         server = self
