@@ -6,10 +6,14 @@ Formats (each a documented option of the data mix; all work on the real ``metada
 - ``qa_text``: the same fact as text with the person named and no image: the text-only variant. The name comes
   from the profile's biography (``Profile.name``) and replaces the phrases that point at the image;
 - ``mcq``: the classification prompt format built from a QA pair, with three distractors drawn from the answers
-  other profiles give to the same QA slot, options shuffled (``mcq`` with image, ``mcq_text`` without).
+  other profiles give to the same QA slot, options shuffled (``mcq`` with image, ``mcq_text`` without);
+- ``gen``: the QA pair in the generation task's prompt (the question + "Answer the question ... in one
+  sentence"), answered with the QA answer; ``cloze``: the question with a ``[Blank]`` in the cloze task's prompt
+  ("Please **ONLY** provide ..."), answered with the QA answer (``_text`` variants name the person).
 
-A tiny model cannot move knowledge from QA form into the letter format by itself (shared/notes); the paper
-config trains on ``qa`` only, as the original does.
+A tiny model cannot move knowledge from QA form into another task's prompt format by itself (shared/notes):
+the demo shows it the formats. A 7B model follows instructions; the paper config trains on ``qa`` only, as the
+original does.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from ..data.schema import Profile
 from ..models import prompts
 
-FORMATS = ("qa", "qa_text", "mcq", "mcq_text")
+FORMATS = ("qa", "qa_text", "mcq", "mcq_text", "gen", "gen_text", "cloze", "cloze_text")
 _IMAGE_REFERENCE = re.compile(r"\b(the person in (the|this) image|the person shown|this person)\b", re.IGNORECASE)
 
 
@@ -51,6 +55,13 @@ def items_for(profiles: list[Profile], fmt: str, train_prompt, rng: random.Rando
             images = (p.image,) if with_image else ()
             if fmt.startswith("qa"):
                 out.append(TrainItem(train_prompt(question, with_image), " " + qa.answer, images))
+                continue
+            if fmt.startswith("gen"):
+                prompt = prompts.generation_prompt(question, with_image)  # the image prompt ends with a space
+                out.append(TrainItem(prompt, ("" if prompt.endswith(" ") else " ") + qa.answer, images))
+                continue
+            if fmt.startswith("cloze"):
+                out.append(TrainItem(prompts.cloze_prompt(f"{question} __", with_image), " " + qa.answer, images))
                 continue
             pool = sorted({o.qa[slot].answer for o in profiles if slot < len(o.qa)} - {qa.answer})
             if len(pool) < 3:
