@@ -62,6 +62,21 @@ CODE_TRAIN = [*CODE_COMMON, f"{PKG}/train"]
 CODE_EVAL = [*CODE_COMMON, f"{PKG}/eval"]
 
 
+def eval_config(model):
+    """The global eval block with the model's own overrides (models.<m>.eval) merged over it."""
+    cfg = {**config["eval"]}
+    for key, value in config["models"][model].get("eval", {}).items():
+        cfg[key] = {**cfg[key], **value} if isinstance(value, dict) else value
+    return cfg
+
+
+def split_fewshot():
+    """Few-shot profiles the split files draw per task: the most any studied model shows (a model showing fewer
+    takes a seeded subset of them)."""
+    tasks = set(config["eval"]["fewshot"]) | {t for m in STUDY["models"] for t in eval_config(m)["fewshot"]}
+    return {t: max(eval_config(m)["fewshot"].get(t, 0) for m in STUDY["models"]) for t in sorted(tasks)}
+
+
 def threads_for(kind):
     return config["threads"]["gpu_job" if kind == "gpu" else "default"]
 

@@ -27,7 +27,7 @@ rule make_split:
         split="data/splits/forget_{ratio}.json",
     params:
         seed=SEED,
-        fewshot=config["eval"]["fewshot"],
+        fewshot=split_fewshot(),
         code=code_version(*CODE_COMMON, "workflow_scripts/make_split.py"),
     conda:
         "../envs/mmunlearn.yaml"

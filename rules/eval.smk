@@ -9,7 +9,7 @@ rule evaluate:
     params:
         model_cfg=lambda wc: config["models"][wc.model],
         base_source=lambda wc: base_source(wc.model),
-        eval_cfg=config["eval"],
+        eval_cfg=lambda wc: eval_config(wc.model),
         tasks=STUDY["tasks"],
         seed=SEED,
         code=code_version(*CODE_EVAL, "workflow_scripts/evaluate.py"),

@@ -203,3 +203,16 @@ def test_paper_size_prompts_against_llava_context(small_data):
         except (NotImplementedError, RuntimeError):  # got past the check: the meta model cannot compute
             ran = True
         assert ran == fits
+
+
+def test_a_model_showing_fewer_demos_takes_a_seeded_subset(small_data, split):
+    """models.<m>.eval.fewshot: Idefics2 shows one cloze profile where LLaVA shows two (spec §2.5)."""
+    from mmunlearn.eval.runner import demo_profiles
+
+    full = read_benchmark_folder(small_data / "MLLMU-Bench" / "Full_Set")[0]
+    drawn = split["fewshot_ids"]["retain"]["cloze"]
+    assert len(drawn) == 2
+    two = demo_profiles("retain", "cloze", split, full, {"fewshot": {"cloze": 2}})
+    one = demo_profiles("retain", "cloze", split, full, {"fewshot": {"cloze": 1}})
+    assert [p.id for p in two] == drawn and len(one) == 1 and one[0].id in drawn
+    assert [p.id for p in demo_profiles("retain", "cloze", split, full, {"fewshot": {"cloze": 1}})] == [one[0].id]

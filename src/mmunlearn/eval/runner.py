@@ -6,6 +6,7 @@ seeded image choice, and Retain_Set for the celebrities. Few-shot demonstrations
 from __future__ import annotations
 
 import logging
+import random
 import time
 from pathlib import Path
 
@@ -49,10 +50,13 @@ def demo_profiles(split: str, task: str, split_info: dict, full: dict, eval_cfg:
     back empty (zero-shot), as in the original. ``held_out``: the first k profiles of a seeded pool of retain
     profiles that no split scores, the same demos on every split.
     """
+    k = eval_cfg["fewshot"].get(task, 0)
     if eval_cfg.get("fewshot_pool", "split") == "held_out":
-        ids = split_info["fewshot_pool"][: eval_cfg["fewshot"].get(task, 0)]
+        ids = split_info["fewshot_pool"][:k]
     else:
         ids = split_info["fewshot_ids"][split].get(task, [])
+        if k < len(ids):  # this model shows fewer demos than the split drew (Idefics2's 1-shot cloze)
+            ids = sorted(random.Random(f"{split_info['seed']}:{split}:{task}:{k}").sample(ids, k))
     missing = [i for i in ids if i not in full]
     if missing:
         log.info("%s/%s: %d demo IDs not in Full_Set (e.g. %s): fewer demonstrations, as the original",
