@@ -89,8 +89,7 @@ def _save(vlm: VisionLanguageModel, out_dir: Path, meta: dict, history: list[dic
 
 def _all_text(data_root: Path, corpus: str) -> list[str]:
     """Every string of the dataset, for training the tiny tokenizer (vocabulary only, no knowledge)."""
-    texts = [prompts.LETTER_INSTRUCTION, prompts.CLOZE_INSTRUCTION, prompts.GENERATION_INSTRUCTION_IMAGE,
-             prompts.GENERATION_INSTRUCTION_TEXT, "USER: ASSISTANT: Question: Correct Answer: [Blank]"]
+    texts = [prompts.LETTER_INSTRUCTION, prompts.CLOZE_INSTRUCTION, "USER: ASSISTANT: Question: Correct Answer:"]
     bench = data_root / "MLLMU-Bench"
     for folder in ("Full_Set", "Test_Set", "Retain_Set"):
         for p in read_benchmark_folder(bench / folder)[0].values():
