@@ -74,3 +74,23 @@ def test_published_baseline_folder_that_disagrees_with_the_split_is_an_error(sma
     split = build_split(root / "MLLMU-Bench", 10, seed=2, fewshot=FEWSHOT)
     with pytest.raises(DataError, match=r"forget_10.*not the split's 2 forget profiles"):
         split_sets(root, split)
+
+
+def test_generation_and_cloze_training_formats_use_the_eval_prompts(small_data):
+    """``gen`` / ``cloze`` put a QA pair in the generation and cloze tasks' prompts (with image, or naming the
+    person), answered with the QA answer."""
+    from mmunlearn.models import prompts
+
+    people = vanilla_set(small_data)[:2]
+    qa = people[0].qa[0]
+    gen = items_for(people, "gen", qa_prompt, rng=None)
+    assert gen[0].prompt == prompts.generation_prompt(qa.question, True) and gen[0].answer == qa.answer
+    assert gen[0].images == (people[0].image,)
+    cloze = items_for(people, "cloze_text", qa_prompt, rng=None)
+    name = people[0].name()
+    assert cloze[0].prompt.startswith("USER:\n") and "[Blank]" in cloze[0].prompt and name in cloze[0].prompt
+    assert cloze[0].answer == " " + qa.answer and not cloze[0].images
+    assert prompts.CLOZE_INSTRUCTION in cloze[0].prompt
+    assert len(gen) == len(cloze) == sum(len(p.qa) for p in people)
+    with pytest.raises(ValueError, match="unknown training format 'essay'"):
+        items_for(people, "essay", qa_prompt, rng=None)
