@@ -107,7 +107,7 @@ def split_prefix(items: list[Encoded], prefix: Encoded) -> list[Encoded]:
 @torch.inference_mode()
 def prefix_cache(vlm: VisionLanguageModel, prefix: Encoded):
     """The KV cache of the shared prefix (batch of one), computed once per split and task."""
-    return vlm.model(**vlm.collate([prefix]), use_cache=True).past_key_values
+    return vlm.model(**vlm.collate([prefix]), use_cache=True).cache
 
 
 def decode_outputs(vlm: VisionLanguageModel, prompts: list[list[int]], new: list[list[int]],
