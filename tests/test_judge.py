@@ -40,7 +40,7 @@ def test_scores_per_modality_and_cache(server, tmp_path, monkeypatch):
     monkeypatch.setenv("MMU_TEST_JUDGE_KEY", KEY)
     judged, rows, status = factuality(_samples(), _cfg(server, tmp_path))
     assert status == "scored" and len(judged) == 12 and len(server.requests) == 12
-    assert all(r["auth_ok"] and r["body"]["temperature"] == 0.0 and r["body"]["model"] == "gpt-4o-mini"
+    assert all(r["auth_ok"] and r["body"]["temperature"] == 0.0 and r["body"]["model"] == "gpt-4o-mini-2024-07-18"
                for r in server.requests)
     assert server.max_active > 1  # requests ran concurrently
     by = {r["input_modality"]: r for r in rows}

@@ -48,7 +48,7 @@ Return exactly: {{"Factuality Score": <1-10>, "Justification": "<one sentence>"}
 
 @dataclass(frozen=True)
 class JudgeConfig:
-    model: str = "gpt-4o-mini"
+    model: str = "gpt-4o-mini-2024-07-18"  # the snapshot eval_gpt.py's alias "gpt-4o-mini" meant in 2024
     base_url: str = "https://api.openai.com/v1"
     api_key_env: str = "OPENAI_API_KEY"
     temperature: float | None = 0.0  # None: the API default (the original sets none, spec §6)
