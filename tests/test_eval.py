@@ -24,8 +24,8 @@ FEWSHOT = {"classification": 1, "cloze": 2}
 
 @pytest.fixture(scope="module")
 def trained(small_data):
-    """A tiny LLaVA fully fine-tuned (float64) on the small twin's QA pairs in every format for a few hundred
-    steps: it answers with attribute words, so its greedy outputs are real text, not noise."""
+    """A tiny LLaVA fully fine-tuned (float64) on the small twin's QA pairs in four formats for 1,000 steps: it
+    knows the people (checked below), so its output distributions are peaked, not a random model's near-ties."""
     torch.manual_seed(0)
     tok = train_tokenizer(_all_text(small_data, "Pretrain_Set"), TINY["vocab_size"])
     model, processor = build_tiny_llava(tok, TINY, seed=0)
@@ -33,10 +33,10 @@ def trained(small_data):
     vlm = VisionLanguageModel(model, processor, "llava")
     items = build_mix(vanilla_set(small_data), ["qa", "qa_text", "mcq", "mcq_text"], prompts.qa_prompt, seed=0)
     enc = encode_items(vlm, items, append_eos=True, max_length=None)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     rng = random.Random(0)
     model.train()
-    for _ in range(600):
+    for _ in range(1000):
         batch = vlm.collate(rng.sample(enc, 16), labels="answer")
         model(**batch).loss.backward()
         opt.step()
@@ -136,17 +136,18 @@ def test_batched_prefix_reuse_and_stopping_equal_one_at_a_time(small_data, split
     batched = _all_outputs(trained, bench, split, batch_size=16, reuse_prefix=False, stopping_rule=False)
     reused = _all_outputs(trained, bench, split, batch_size=16, reuse_prefix=True, stopping_rule=False)
     fast = _all_outputs(trained, bench, split, batch_size=16, reuse_prefix=True, stopping_rule=True)
-    lengths = set()
     for sp in one:
         raw = [s["raw_output"] for s in one[sp][0]]
         assert [s["raw_output"] for s in batched[sp][0]] == raw
         assert [s["raw_output"] for s in reused[sp][0]] == raw
         assert [(s["prompt_id"], s["task"], s.get("parsed")) for s in fast[sp][0]] == \
                [(s["prompt_id"], s["task"], s.get("parsed")) for s in one[sp][0]]
-        lengths |= {len(r) for r in raw}
-    # the model's outputs are text it learned (attribute words), not one repeated token
-    words = " ".join(s["raw_output"] for s in one["forget"][0] if s["task"] != "classification")
-    assert len(set(words.split())) >= 5, words
+    # the model is trained (it knows the people: option log-likelihood far above chance), not a random one whose
+    # near-ties make any comparison fragile; and it says different things to different prompts
+    known = [s["score"]["accuracy_loglik"] for sp in ("forget", "test") for s in one[sp][0]
+             if s["task"] == "classification"]
+    assert sum(known) / len(known) >= 0.5, sum(known) / len(known)
+    assert len({s["raw_output"] for sp in one for s in one[sp][0]}) >= 5
     # the shared prefix was prefilled once, not once per item
     stats_full, stats_reuse = batched["forget"][1]["classification"], reused["forget"][1]["classification"]
     assert stats_reuse["prefilled_tokens"] < stats_full["prefilled_tokens"] / 2
