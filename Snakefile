@@ -18,3 +18,5 @@ rule all:
     default_target: True
     input:
         "results/summary.csv",
+        "results/tables",
+        "results/figures",

@@ -3,6 +3,8 @@
 
 localrules:
     aggregate,
+    tables,
+    figures,
 
 
 rule aggregate:
@@ -20,3 +22,35 @@ rule aggregate:
         "logs/aggregate.log",
     script:
         "../workflow_scripts/aggregate.py"
+
+
+# The paper's tables (CSV + Markdown per model and forget ratio) and Figures 3 and 4 (PNG + PDF).
+rule tables:
+    input:
+        summary="results/summary.csv",
+    output:
+        directory("results/tables"),
+    params:
+        code=code_version(f"{PKG}/io.py", f"{PKG}/report", "workflow_scripts/tables.py"),
+    conda:
+        "../envs/mmunlearn.yaml"
+    log:
+        "logs/tables.log",
+    script:
+        "../workflow_scripts/tables.py"
+
+
+rule figures:
+    input:
+        summary="results/summary.csv",
+    output:
+        directory("results/figures"),
+    params:
+        classification_metric=config["report"]["classification_metric"],
+        code=code_version(f"{PKG}/io.py", f"{PKG}/report", "workflow_scripts/figures.py"),
+    conda:
+        "../envs/mmunlearn.yaml"
+    log:
+        "logs/figures.log",
+    script:
+        "../workflow_scripts/figures.py"

@@ -184,3 +184,14 @@ def test_judge_rule_scores_through_a_chat_completions_endpoint(workdir):
     assert len(judged) == 8 and all(json.loads(j)["justification"] for j in judged)
     for path in [*workdir.glob("results/**/*.json*"), *workdir.glob("logs/**/*.log")]:
         assert key not in path.read_text(errors="ignore"), path
+
+
+def test_tables_and_figures_from_the_summary(workdir):
+    result = snakemake(workdir, "results/tables", "results/figures", timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert sorted(p.name for p in (workdir / "results/tables").glob("tiny-llava*")) == \
+        ["tiny-llava_forget10.csv", "tiny-llava_forget10.md"]
+    figures = sorted(p.name for p in (workdir / "results/figures").glob("fig*"))
+    assert figures == ["fig3_tiny-llava_forget10_ga.pdf", "fig3_tiny-llava_forget10_ga.png",
+                       "fig3_tiny-llava_forget10_npo.pdf", "fig3_tiny-llava_forget10_npo.png",
+                       "fig4_tiny-llava.pdf", "fig4_tiny-llava.png"]

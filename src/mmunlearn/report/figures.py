@@ -1,0 +1,146 @@
+"""The paper's figures from ``results/summary.csv``, one plotting function each, PNG and PDF, no display.
+
+- Figure 3 (``figure3``): one method, multimodal vs text-only unlearning: the change against vanilla on Forget
+  and Test, the absolute score on Retain and Celebrity, for classification / ROUGE-L / cloze, by input
+  modality.
+- Figure 4 (``figure4``): the trade-off: x = drop in forget classification accuracy against vanilla, y = the
+  utility (retain and celebrity accuracy), one point per method x variant x ratio, one panel per utility.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: CI, compute nodes
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .tables import read_summary  # noqa: E402
+
+FIG3_MEASURES = (("classification", "accuracy", "classification acc"), ("generation", "rougeL", "ROUGE-L"),
+                 ("cloze", "accuracy", "cloze acc"))
+VARIANTS = ("multimodal", "text")
+MODALITY_LABEL = {"image_text": "image+text input", "text": "text-only input"}
+
+
+def _lookup(rows: list[dict]) -> dict:
+    return {(r["model"], r["method"], r["unlearn_modality"], r["forget_ratio"], r["split"], r["input_modality"],
+             r["task"], r["metric"]): float(r["value"]) for r in rows if r["value"] != ""}
+
+
+def _vanilla(values: dict, model, ratio, split, modality, task, metric):
+    """Vanilla's score; its celebrity evaluation depends on no ratio."""
+    return values.get((model, "vanilla", "none", "" if split == "celebrity" else ratio, split, modality, task,
+                       metric))
+
+
+def _save(fig, out_stem: Path) -> list[Path]:
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "pdf"):
+        path = out_stem.with_suffix(f".{ext}")
+        tmp = path.with_name(f".{path.name}.tmp")
+        fig.savefig(tmp, dpi=150, bbox_inches="tight", format=ext)
+        os.replace(tmp, path)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def figure3(rows: list[dict], model: str, ratio: str, method: str, out_stem: Path,
+            classification_metric: str = "accuracy") -> list[Path]:
+    values = _lookup(rows)
+    measures = [(t, classification_metric, f"classification {classification_metric.replace('_', ' ')}")
+                if t == "classification" else (t, m, label) for t, m, label in FIG3_MEASURES]
+    splits = ("forget", "test", "retain", "celebrity")
+    # each panel its own scale: changes on forget/test are small next to absolute scores on retain/celebrity
+    fig, axes = plt.subplots(len(measures), len(splits), figsize=(13, 8.5), squeeze=False)
+    width = 0.38
+    for i, (task, metric, label) in enumerate(measures):
+        for j, split in enumerate(splits):
+            ax = axes[i][j]
+            delta = split in ("forget", "test")
+            for k, variant in enumerate(VARIANTS):
+                heights = []
+                for modality in MODALITY_LABEL:
+                    v = values.get((model, method, variant, ratio, split, modality, task, metric))
+                    ref = _vanilla(values, model, ratio, split, modality, task, metric)
+                    heights.append((v - ref if delta and v is not None and ref is not None else v) or 0.0)
+                xs = [x + (k - 0.5) * width for x in range(len(MODALITY_LABEL))]
+                ax.bar(xs, heights, width, label=f"{variant} unlearning", color=("#3b6ea8", "#d98c3f")[k])
+            ax.set_xticks(range(len(MODALITY_LABEL)), [MODALITY_LABEL[m] for m in MODALITY_LABEL], fontsize=8)
+            if delta:
+                ax.axhline(0, color="black", linewidth=0.6)
+            if i == 0:
+                ax.set_title(f"{split}: {'change vs vanilla' if delta else 'score'}", fontsize=10)
+            if j == 0:
+                ax.set_ylabel(label)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, bbox_to_anchor=(0.5, -0.03))
+    fig.suptitle(f"{method}: multimodal vs text-only unlearning ({model}, forget {ratio} %)")
+    fig.tight_layout(rect=(0, 0.03, 1, 0.97))
+    return _save(fig, out_stem)
+
+
+def tradeoff_points(rows: list[dict], model: str, classification_metric: str = "accuracy",
+                    modality: str = "image_text") -> list[dict]:
+    """One point per method x variant x ratio: forget-accuracy drop against vanilla and the utilities."""
+    values = _lookup(rows)
+    points = []
+    runs = sorted({(r["method"], r["unlearn_modality"], r["forget_ratio"]) for r in rows
+                   if r["model"] == model and r["unlearn_modality"] in VARIANTS})
+    for method, variant, ratio in runs:
+        def score(split, key_method=method, key_variant=variant):
+            return values.get((model, key_method, key_variant, ratio, split, modality, "classification",
+                               classification_metric))
+        forget, ref = score("forget"), _vanilla(values, model, ratio, "forget", modality, "classification",
+                                                classification_metric)
+        if forget is None or ref is None:
+            continue
+        points.append({"method": method, "variant": variant, "forget_ratio": int(ratio),
+                       "forget_drop": ref - forget, "retain": score("retain"), "celebrity": score("celebrity")})
+    return points
+
+
+def figure4(rows: list[dict], model: str, out_stem: Path, classification_metric: str = "accuracy") -> list[Path]:
+    points = tradeoff_points(rows, model, classification_metric)
+    utilities = ("retain", "celebrity")
+    fig, axes = plt.subplots(1, len(utilities), figsize=(11, 4.5), squeeze=False)
+    methods = sorted({p["method"] for p in points})
+    markers = "osD^vP*X"
+    colours = plt.get_cmap("tab10")
+    for j, utility in enumerate(utilities):
+        ax = axes[0][j]
+        for i, method in enumerate(methods):
+            for variant in VARIANTS:
+                pts = [p for p in points if p["method"] == method and p["variant"] == variant and p[utility] is not None]
+                if not pts:
+                    continue
+                ax.scatter([p["forget_drop"] for p in pts], [p[utility] for p in pts], s=60,
+                           marker=markers[i % len(markers)], label=f"{method} ({variant})",
+                           facecolors=colours(i) if variant == "multimodal" else "none", edgecolors=colours(i))
+                for p in pts:
+                    ax.annotate(f"{p['forget_ratio']}%", (p["forget_drop"], p[utility]), fontsize=7,
+                                xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel(f"forget {classification_metric.replace('_', ' ')} drop vs vanilla (image+text)")
+        ax.set_ylabel(f"{utility} {classification_metric.replace('_', ' ')} (image+text)")
+        ax.set_title(f"utility: {utility} set")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.suptitle(f"Forgetting vs utility ({model}); filled: multimodal, open: text-only unlearning")
+    return _save(fig, out_stem)
+
+
+def write_figures(summary: str | Path, out_dir: str | Path, classification_metric: str = "accuracy") -> list[Path]:
+    rows = read_summary(summary)
+    out_dir = Path(out_dir)
+    written = []
+    for model in sorted({r["model"] for r in rows}):
+        for method, ratio in sorted({(r["method"], r["forget_ratio"]) for r in rows
+                                     if r["model"] == model and r["unlearn_modality"] in VARIANTS}):
+            written += figure3(rows, model, ratio, method, out_dir / f"fig3_{model}_forget{ratio}_{method}",
+                               classification_metric)
+        written += figure4(rows, model, out_dir / f"fig4_{model}", classification_metric)
+    return written

@@ -1,0 +1,77 @@
+"""The paper's tables and figures from a hand-made summary.csv: exact cells and deltas, not-scored and missing
+cells marked, the trade-off points, and figures rendered without a display."""
+import csv
+
+import pytest
+
+from mmunlearn.report.aggregate import COLUMNS
+from mmunlearn.report.figures import tradeoff_points, write_figures
+from mmunlearn.report.tables import column, read_summary, table_cells, write_tables
+
+
+def _row(method, modality, ratio, split, inp, task, metric, value, n=10):
+    return {"model": "m", "method": method, "unlearn_modality": modality, "forget_ratio": ratio, "seed": 42,
+            "split": split, "input_modality": inp, "task": task, "metric": metric,
+            "value": "" if value is None else f"{value:.6f}", "n": n}
+
+
+@pytest.fixture
+def summary(tmp_path):
+    rows = []
+    for split in ("forget", "test", "retain", "celebrity"):
+        for inp in ("image_text", "text"):
+            van_ratio = "" if split == "celebrity" else "5"
+            rows += [_row("vanilla", "none", van_ratio, split, inp, "classification", "accuracy", 0.8),
+                     _row("vanilla", "none", van_ratio, split, inp, "generation", "rougeL", 0.5),
+                     _row("vanilla", "none", van_ratio, split, inp, "generation", "factuality", None, 0)]
+            for variant, drop in (("multimodal", 0.3), ("text", 0.1)):
+                own = drop if (variant == "multimodal") == (inp == "image_text") else 0.0
+                acc = 0.8 - own if split in ("forget", "test") else 0.7
+                rows += [_row("ga", variant, "5", split, inp, "classification", "accuracy", acc),
+                         _row("ga", variant, "5", split, inp, "generation", "factuality", 6.5 if split == "forget"
+                              else None, 4)]
+    path = tmp_path / "summary.csv"
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def test_table_cells_and_deltas(summary):
+    runs, columns, cells = table_cells(read_summary(summary), "m", "5")
+    assert runs == ["vanilla", "ga (multimodal)", "ga (text)"]
+    assert cells[("vanilla", column("forget", "classification", "accuracy", "image_text"))] == (0.8, None)
+    value, delta = cells[("ga (multimodal)", column("forget", "classification", "accuracy", "image_text"))]
+    assert value == pytest.approx(0.5) and delta == pytest.approx(-0.3)
+    value, delta = cells[("ga (text)", column("forget", "classification", "accuracy", "image_text"))]
+    assert value == pytest.approx(0.8) and delta == pytest.approx(0.0)
+    # the celebrity row of vanilla (no ratio) is the reference of every ratio's table
+    assert cells[("ga (text)", column("celebrity", "classification", "accuracy", "text"))][1] == pytest.approx(-0.1)
+    # a factuality the unlearned run has and vanilla has not: a value, no delta
+    assert cells[("ga (text)", column("forget", "generation", "factuality", "text"))] == (6.5, None)
+    assert cells[("ga (text)", column("forget", "generation", "rougeL", "text"))] == (None, None)
+
+
+def test_written_tables(summary, tmp_path):
+    paths = write_tables(summary, tmp_path / "tables")
+    assert [p.name for p in paths] == ["m_forget5.csv", "m_forget5.md"]
+    rows = list(csv.DictReader(paths[0].open()))
+    assert [r["run"] for r in rows] == ["vanilla", "ga (multimodal)", "ga (text)"]
+    assert float(rows[1]["delta forget/classification.accuracy/image_text"]) == pytest.approx(-0.3)
+    md = paths[1].read_text()
+    assert "| ga (multimodal) | 0.50 (-0.30) | 0.80 (+0.00) |" in md
+    assert "n/s" in md and "6.5" in md and "–" in md
+
+
+def test_tradeoff_points_and_figures_render(summary, tmp_path):
+    points = tradeoff_points(read_summary(summary), "m")
+    assert [(p["variant"], round(p["forget_drop"], 6), p["retain"], p["celebrity"]) for p in points] == \
+        [("multimodal", 0.3, 0.7, 0.7), ("text", 0.0, 0.7, 0.7)]
+    paths = write_figures(summary, tmp_path / "figures")
+    names = sorted(p.name for p in paths)
+    assert names == ["fig3_m_forget5_ga.pdf", "fig3_m_forget5_ga.png", "fig4_m.pdf", "fig4_m.png"]
+    for p in paths:
+        head = p.read_bytes()[:8]
+        assert head.startswith(b"\x89PNG") if p.suffix == ".png" else head.startswith(b"%PDF")
+        assert p.stat().st_size > 5000

@@ -1,0 +1,11 @@
+"""The paper-layout tables of results/summary.csv: CSV and Markdown per model and forget ratio."""
+from pathlib import Path
+
+from mmunlearn.report.tables import write_tables
+from mmunlearn.workflow import setup
+
+smk = snakemake  # noqa: F821
+log = setup(smk)
+Path(smk.output[0]).mkdir(parents=True, exist_ok=True)
+for path in write_tables(smk.input.summary, smk.output[0]):
+    log.info("wrote %s", path)
