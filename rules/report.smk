@@ -13,6 +13,7 @@ rule aggregate:
         factuality=all_eval_outputs("factuality.json"),
     output:
         summary="results/summary.csv",
+        summary_json="results/summary.json",  # the same numbers nested, for dvc metrics show/diff
         provenance="results/summary.provenance.json",
     params:
         code=code_version(f"{PKG}/io.py", f"{PKG}/report", "workflow_scripts/aggregate.py"),
@@ -29,7 +30,8 @@ rule tables:
     input:
         summary="results/summary.csv",
     output:
-        directory("results/tables"),
+        report(directory("results/tables"), patterns=["{name}.csv"], caption="../report/tables.rst",
+               category="Tables"),
     params:
         code=code_version(f"{PKG}/io.py", f"{PKG}/report", "workflow_scripts/tables.py"),
     conda:
@@ -44,7 +46,8 @@ rule figures:
     input:
         summary="results/summary.csv",
     output:
-        directory("results/figures"),
+        report(directory("results/figures"), patterns=["{name}.png"], caption="../report/figures.rst",
+               category="Figures"),
     params:
         classification_metric=config["report"]["classification_metric"],
         code=code_version(f"{PKG}/io.py", f"{PKG}/report", "workflow_scripts/figures.py"),

@@ -70,8 +70,10 @@ def test_tradeoff_points_and_figures_render(summary, tmp_path):
         [("multimodal", 0.3, 0.7, 0.7), ("text", 0.0, 0.7, 0.7)]
     paths = write_figures(summary, tmp_path / "figures")
     names = sorted(p.name for p in paths)
-    assert names == ["fig3_m_forget5_ga.pdf", "fig3_m_forget5_ga.png", "fig4_m.pdf", "fig4_m.png"]
-    for p in paths:
+    assert names == ["fig3_m_forget5_ga.pdf", "fig3_m_forget5_ga.png", "fig4_m.pdf", "fig4_m.png",
+                     "fig4_m_points.csv"]
+    assert (tmp_path / "figures/fig4_m_points.csv").read_text().splitlines()[1] == "ga,multimodal,5,0.3,0.7,0.7"
+    for p in [p for p in paths if p.suffix != ".csv"]:
         head = p.read_bytes()[:8]
         assert head.startswith(b"\x89PNG") if p.suffix == ".png" else head.startswith(b"%PDF")
         assert p.stat().st_size > 5000

@@ -194,4 +194,11 @@ def test_tables_and_figures_from_the_summary(workdir):
     figures = sorted(p.name for p in (workdir / "results/figures").glob("fig*"))
     assert figures == ["fig3_tiny-llava_forget10_ga.pdf", "fig3_tiny-llava_forget10_ga.png",
                        "fig3_tiny-llava_forget10_npo.pdf", "fig3_tiny-llava_forget10_npo.png",
-                       "fig4_tiny-llava.pdf", "fig4_tiny-llava.png"]
+                       "fig4_tiny-llava.pdf", "fig4_tiny-llava.png", "fig4_tiny-llava_points.csv"]
+    summary = json.loads((workdir / "results/summary.json").read_text())
+    assert summary["tiny-llava"]["vanilla"]["celebrity"]["text"]["classification.accuracy_loglik"] >= 0
+    # the self-contained HTML report: figures, tables, each job's config and runtime
+    result = snakemake(workdir, "--report", "results/report.html", timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    html = (workdir / "results/report.html").read_text(errors="ignore")
+    assert len(html) > 100_000 and "fig4_tiny-llava" in html and "tiny-llava_forget10" in html

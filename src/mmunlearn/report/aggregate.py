@@ -70,4 +70,19 @@ def write_summary(metric_files: list[str | Path], out: str | Path, provenance_ou
         writer.writerow({**r, "forget_ratio": "" if r["forget_ratio"] is None else r["forget_ratio"],
                          "value": "" if r["value"] is None else f"{r['value']:.6f}"})
     write_text_atomic(out, buf.getvalue())
+    write_json_atomic(Path(out).with_suffix(".json"), summary_json(rows))
     return len(rows)
+
+
+def summary_json(rows: list[dict]) -> dict:
+    """The same measurements nested for ``dvc metrics show/diff``: model -> run -> split -> input modality ->
+    ``task.metric`` (empty values left out)."""
+    out: dict = {}
+    for r in rows:
+        if r["value"] is None:
+            continue
+        run = r["method"] if r["unlearn_modality"] == "none" else f"{r['method']}_{r['unlearn_modality']}"
+        run += f"_{r['forget_ratio']}" if r["forget_ratio"] is not None else ""
+        node = out.setdefault(r["model"], {}).setdefault(run, {}).setdefault(r["split"], {})
+        node.setdefault(r["input_modality"], {})[f"{r['task']}.{r['metric']}"] = round(r["value"], 6)
+    return out

@@ -100,12 +100,26 @@ def tradeoff_points(rows: list[dict], model: str, classification_metric: str = "
         if forget is None or ref is None:
             continue
         points.append({"method": method, "variant": variant, "forget_ratio": int(ratio),
-                       "forget_drop": ref - forget, "retain": score("retain"), "celebrity": score("celebrity")})
+                       "forget_drop": round(ref - forget, 6), "retain": score("retain"), "celebrity": score("celebrity")})
     return points
 
 
 def figure4(rows: list[dict], model: str, out_stem: Path, classification_metric: str = "accuracy") -> list[Path]:
+    """The plot, plus its points as CSV (``<stem>_points.csv``, what ``dvc plots`` draws)."""
     points = tradeoff_points(rows, model, classification_metric)
+    import csv
+    import io
+
+    from ..io import write_text_atomic
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["method", "variant", "forget_ratio", "forget_drop", "retain", "celebrity"],
+                       lineterminator="\n")
+    w.writeheader()
+    w.writerows(points)
+    points_csv = out_stem.with_name(f"{out_stem.name}_points.csv")
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(points_csv, buf.getvalue())
     utilities = ("retain", "celebrity")
     fig, axes = plt.subplots(1, len(utilities), figsize=(11, 4.5), squeeze=False)
     methods = sorted({p["method"] for p in points})
@@ -130,7 +144,7 @@ def figure4(rows: list[dict], model: str, out_stem: Path, classification_metric:
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(f"Forgetting vs utility ({model}); filled: multimodal, open: text-only unlearning")
-    return _save(fig, out_stem)
+    return [*_save(fig, out_stem), points_csv]
 
 
 def write_figures(summary: str | Path, out_dir: str | Path, classification_metric: str = "accuracy") -> list[Path]:
