@@ -26,8 +26,9 @@ $(BIN)/activate: pyproject.toml
 venv: $(BIN)/activate
 
 demo: venv
-	$(SNAKEMAKE) --profile profiles/demo results/summary.csv
-	@echo "demo done: results/summary.csv"
+	$(SNAKEMAKE) --profile profiles/demo
+	$(SNAKEMAKE) --profile profiles/demo --report results/report.html
+	@echo "demo done: results/summary.csv, results/tables/, results/figures/, results/report.html"
 
 test: venv
 	set -o pipefail; $(BIN)/python -m pytest -q tests 2>&1 | tee .pytest-last.log

@@ -14,7 +14,8 @@ rule aggregate:
     output:
         summary="results/summary.csv",
         summary_json="results/summary.json",  # the same numbers nested, for dvc metrics show/diff
-        provenance="results/summary.provenance.json",
+        provenance=report("results/summary.provenance.json", category="Provenance",
+                          caption="../report/provenance.rst"),
     params:
         code=code_version(f"{PKG}/io.py", f"{PKG}/report", "workflow_scripts/aggregate.py"),
     conda:

@@ -202,3 +202,4 @@ def test_tables_and_figures_from_the_summary(workdir):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     html = (workdir / "results/report.html").read_text(errors="ignore")
     assert len(html) > 100_000 and "fig4_tiny-llava" in html and "tiny-llava_forget10" in html
+    assert "summary.provenance.json" in html
