@@ -12,7 +12,7 @@ unpadded prompt: the outputs are the ones of prefilling everything (tested equal
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
@@ -35,7 +35,6 @@ class DecodeStats:
     prefilled_tokens: int = 0
     generated_tokens: int = 0
     generate_calls: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def context_length(vlm: VisionLanguageModel) -> int:
@@ -54,7 +53,7 @@ def check_context(vlm: VisionLanguageModel, items: list[Encoded], max_new_tokens
     raise ContextLengthError(
         f"{where}: {over} of {len(items)} prompts exceed the model's context of {limit} tokens; the longest "
         f"({name}) has {len(items[worst].input_ids)} prompt tokens + {max_new_tokens} new tokens "
-        f"({sum(len(e.images) for e in items[worst:worst + 1])} images). Lower eval.fewshot or "
+        f"({len(items[worst].images)} images). Lower eval.fewshot or "
         f"eval.max_new_tokens for this task.")
 
 
@@ -92,16 +91,20 @@ def _order(items: list[Encoded]) -> list[int]:
     return sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
 
 
-def split_prefix(items: list[Encoded], prefix: Encoded) -> list[Encoded]:
-    """Each item without the shared prefix (tokens and images); an item that does not start with it exactly
-    is a bug in the caller (tokenisation across the boundary must agree)."""
+def shares_prefix(items: list[Encoded], prefix: Encoded) -> bool:
+    """Does every item start with exactly the prefix's tokens and images? (A text prefix can tokenise
+    differently inside a longer prompt.)"""
     n, k = len(prefix.input_ids), len(prefix.images)
-    out = []
-    for i, e in enumerate(items):
-        if e.input_ids[:n] != prefix.input_ids or e.images[:k] != prefix.images:
-            raise ValueError(f"item {i} does not start with the shared prefix's tokens and images")
-        out.append(Encoded(e.input_ids[n:], max(e.n_prompt - n, 0), e.images[k:]))
-    return out
+    return all(e.input_ids[:n] == prefix.input_ids and e.images[:k] == prefix.images for e in items)
+
+
+def split_prefix(items: list[Encoded], prefix: Encoded) -> list[Encoded]:
+    """Each item without the shared prefix (tokens and images); items that do not all start with it exactly
+    are a bug in the caller (check ``shares_prefix`` first)."""
+    if not shares_prefix(items, prefix):
+        raise ValueError("not every item starts with the shared prefix's tokens and images")
+    n, k = len(prefix.input_ids), len(prefix.images)
+    return [Encoded(e.input_ids[n:], max(e.n_prompt - n, 0), e.images[k:]) for e in items]
 
 
 @torch.inference_mode()

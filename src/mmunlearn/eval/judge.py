@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.schema import MODALITIES
 from ..io import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,6 @@ class Judge:
             return json.loads(path.read_text())["content"]
         reply = self.client().chat.completions.create(**body)
         content = reply.choices[0].message.content or ""
-        path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, {"model": body["model"], "content": content})
         return content
 
@@ -158,8 +158,6 @@ class Judge:
 
 def factuality(samples: list[dict], cfg: JudgeConfig) -> tuple[list[dict], list[dict], str]:
     """Per-sample judgements, metric rows per input modality, and the status ("scored" or why not)."""
-    from ..data.schema import MODALITIES
-
     gen = [s for s in samples if s.get("task") == "generation"]
     judge = Judge(cfg)
     if judge.api_key() is None:

@@ -5,6 +5,7 @@ seeded image choice, and Retain_Set for the celebrities. Few-shot demonstrations
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -95,7 +96,7 @@ def evaluate_split(vlm: VisionLanguageModel, bench_root: str | Path, split: str,
             log.info("%s/%s/%s: %d items in %.1f s: %s", split, task_name, modality, len(scored), time.time() - t0,
                      ", ".join(f"{m['metric']}={m['value']:.3f}" for m in metrics[-len(task.metrics):]
                                if m["value"] is not None))
-        stats[task_name] = {k: v for k, v in vars(ctx.stats).items() if k != "extra"}
+        stats[task_name] = dataclasses.asdict(ctx.stats)
     return samples, metrics, stats
 
 

@@ -14,7 +14,7 @@ from typing import Callable
 from ..data.schema import IMAGE_TEXT, MCQuestion, OpenQuestion, Profile
 from ..models import prompts
 from ..models.registry import Encoded, VisionLanguageModel
-from .decode import DecodeStats, check_context, continuation_logliks, greedy_generate
+from .decode import DecodeStats, check_context, continuation_logliks, greedy_generate, shares_prefix
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def run_task(task: Task, profiles: list[Profile], modality: str, ctx: EvalContex
     prefix = None
     if ctx.reuse_prefix and prep.prefix:
         prefix = ctx.vlm.encode(prep.prefix, images=prep.prefix_images)
-        if any(e.input_ids[:len(prefix.input_ids)] != prefix.input_ids for e in items):
+        if not shares_prefix(items, prefix):
             log.warning("%s/%s: the few-shot block tokenises differently inside prompts; not reusing it",
                         ctx.split, task.name)
             prefix = None
