@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
-import os
+import csv
+import io
 from pathlib import Path
 
 import matplotlib
@@ -17,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display: CI, compute nodes
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..io import atomic_file, write_text_atomic  # noqa: E402
 from .tables import read_summary  # noqa: E402
 
 FIG3_MEASURES = (("classification", "accuracy", "classification acc"), ("generation", "rougeL", "ROUGE-L"),
@@ -37,13 +39,11 @@ def _vanilla(values: dict, model, ratio, split, modality, task, metric):
 
 
 def _save(fig, out_stem: Path) -> list[Path]:
-    out_stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("png", "pdf"):
         path = out_stem.with_suffix(f".{ext}")
-        tmp = path.with_name(f".{path.name}.tmp")
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", format=ext)
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=ext)
         paths.append(path)
     plt.close(fig)
     return paths
@@ -107,18 +107,12 @@ def tradeoff_points(rows: list[dict], model: str, classification_metric: str = "
 def figure4(rows: list[dict], model: str, out_stem: Path, classification_metric: str = "accuracy") -> list[Path]:
     """The plot, plus its points as CSV (``<stem>_points.csv``, what ``dvc plots`` draws)."""
     points = tradeoff_points(rows, model, classification_metric)
-    import csv
-    import io
-
-    from ..io import write_text_atomic
-
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["method", "variant", "forget_ratio", "forget_drop", "retain", "celebrity"],
                        lineterminator="\n")
     w.writeheader()
     w.writerows(points)
     points_csv = out_stem.with_name(f"{out_stem.name}_points.csv")
-    out_stem.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(points_csv, buf.getvalue())
     utilities = ("retain", "celebrity")
     fig, axes = plt.subplots(1, len(utilities), figsize=(11, 4.5), squeeze=False)
