@@ -5,7 +5,8 @@ Tests point ``judge.base_url`` at it; the ``openai`` client is not patched.
 Its judging is a real (simple) rule: it reads the generated answer and the ground truth out of the prompt and
 scores 9 if they share a content word, else 2. Fault injection, per request in arrival order (``faults``):
 ``429`` / ``500`` (with a short ``retry-after-ms``), ``slow`` (answers after ``slow_s``, past the client's
-timeout), ``malformed`` (a reply without a parseable score).
+timeout), ``malformed`` (a reply without a parseable score). ``latency_s`` delays every reply, as a real server's
+inference does, so that concurrent clients overlap measurably (``max_active``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class JudgeServer(LoopbackServer):
 
     def __init__(self, api_key: str, slow_s: float = 2.0):
         self.api_key, self.slow_s = api_key, slow_s
+        self.latency_s = 0.0
         self.faults: deque[str] = deque()
         self.requests: list[dict] = []  # every request that reached the handler: {status, body, auth_ok}
         self.active = self.max_active = 0
@@ -77,8 +79,7 @@ class JudgeServer(LoopbackServer):
                         status, payload = int(fault), {"error": {"message": "injected", "type": "server_error"}}
                         headers = {"retry-after-ms": "20"}
                     else:
-                        if fault == "slow":
-                            time.sleep(server.slow_s)
+                        time.sleep(server.slow_s if fault == "slow" else server.latency_s)
                         prompt = body["messages"][-1]["content"]
                         content = "I think it is fine." if fault == "malformed" else judge_reply(prompt)
                         status, payload = 200, {

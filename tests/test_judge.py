@@ -38,6 +38,7 @@ def _cfg(server, tmp_path, **kw):
 
 def test_scores_per_modality_and_cache(server, tmp_path, monkeypatch):
     monkeypatch.setenv("MMU_TEST_JUDGE_KEY", KEY)
+    server.latency_s = 0.2  # an instant reply can finish before the next request starts; 0.2 s < the 0.5 s timeout
     judged, rows, status = factuality(_samples(), _cfg(server, tmp_path))
     assert status == "scored" and len(judged) == 12 and len(server.requests) == 12
     assert all(r["auth_ok"] and r["body"]["temperature"] == 0.0 and r["body"]["model"] == "gpt-4o-mini-2024-07-18"
