@@ -11,7 +11,7 @@ TORCH_BUILD ?= cpu
 TORCH_INDEX ?= https://download.pytorch.org/whl/$(TORCH_BUILD)
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: venv demo test test-fast lint dryrun-paper bench bench-data bench-train bench-eval clean-demo
+.PHONY: venv demo test test-fast test-slurm lint dryrun-paper pull push bench bench-data bench-train bench-eval clean-demo
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ demo: venv
 test: venv
 	set -o pipefail; $(BIN)/python -m pytest -q tests 2>&1 | tee .pytest-last.log
 
+# A real one-node SLURM (root + apt-get: installs slurm-wlm, munge, slurmdbd, mariadb-server), the reduced
+# study through `--profile slurm`, GPU requests checked in sacct. Exits 2 where it cannot run (no root/apt).
+test-slurm: venv
+	bash tests/slurm/run.sh $(BIN)/python
+
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not integration" tests
 
@@ -42,6 +47,18 @@ lint: venv
 
 dryrun-paper: venv
 	$(SNAKEMAKE) --profile slurm -n results/summary.csv
+
+# DVC around a Snakemake run, never inside its jobs (README "Versioning with DVC"). pull: restore the version
+# dvc.lock records (data, adapters, evaluations, summary, figures, Snakemake's provenance), then give the restored
+# files times that let content decide reruns. push: record this tree's results in dvc.lock and upload them.
+pull: venv
+	$(BIN)/dvc pull --with-deps pipeline
+	$(BIN)/python -m mmunlearn.versioning
+
+push: venv
+	$(BIN)/dvc commit --force --with-deps pipeline
+	$(BIN)/dvc push --with-deps pipeline
+	@echo "recorded: commit dvc.lock with git to pin this version"
 
 # Benchmarks (bench/): measured, not asserted; each prints its numbers as JSON. The last line of `make bench`
 # is the evaluation speed-up (also in results/bench.json as "eval_speedup").

@@ -1,5 +1,6 @@
 # Config validation, paths and input functions shared by every rule file.
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ validate(config, "../schemas/config.schema.yaml", set_default=True)
 REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO / "src"))  # once: the registries below are the package's own
 
+from mmunlearn.cluster import PlannedJob, format_estimate, gpu_hour_estimate, rule_resources, scheduler_resources
 from mmunlearn.eval.tasks import TASKS
 from mmunlearn.train.losses import LOSSES, get_loss
 
@@ -77,18 +79,25 @@ def split_fewshot():
     return {t: max(eval_config(m)["fewshot"].get(t, 0) for m in STUDY["models"]) for t in sorted(tasks)}
 
 
-def threads_for(kind):
-    return config["threads"]["gpu_job" if kind == "gpu" else "default"]
+CLUSTER = config["cluster"]
+RESOURCES = config["resources"]
+if CLUSTER["hf_home"]:  # every job, local or on a node, shares one Hugging Face cache
+    os.environ["HF_HOME"] = CLUSTER["hf_home"]
+if CLUSTER["offline_jobs"] and workflow.remote_exec:  # inside a cluster job: the cache was filled by fetch_model
+    os.environ["HF_HUB_OFFLINE"] = "1"
 
 
-def gpu_resources(processes=lambda wc: 1):
-    """GPU request in the form the site's SLURM expects (config slurm.gpu_request): one GPU per data-parallel
-    process of the job (``processes(wildcards)``); none for tiny CPU runs."""
-    if all(config["models"][m]["source"] == "tiny" for m in STUDY["models"]):
-        return {}
-    if config["slurm"]["gpu_request"] == "gpu":
-        return {"gpu": processes}
-    return {"gres": lambda wc: f"gpu:{processes(wc)}"}
+def job_threads(rule):
+    return lambda wc: rule_resources(RESOURCES, rule, wc.get("method"))["cpus"]
+
+
+def job_resources(rule, processes=lambda wc: 1):
+    """The rule's Snakemake resources from config (resources.<rule>, resources.<rule>:<method>, cluster.*), each
+    a function of the job's wildcards: GPUs, runtime, memory, partition, account, qos, GPU request form."""
+    keys = scheduler_resources(RESOURCES, CLUSTER, rule, None, 1)
+    return {key: (lambda wc, key=key: scheduler_resources(RESOURCES, CLUSTER, rule, wc.get("method"),
+                                                          processes(wc)).get(key, 0))
+            for key in keys}
 
 
 def base_source(model):
@@ -98,8 +107,10 @@ def base_source(model):
 
 
 def base_input(wildcards):
+    """The base weights a job needs on disk: the tiny base this workflow pre-trains, or the hub snapshot that
+    fetch_model put into the (shared) Hugging Face cache, so that GPU jobs can run offline."""
     entry = config["models"][wildcards.model]
-    return [f"results/models/{wildcards.model}/base"] if entry["source"] == "tiny" else []
+    return [f"results/models/{wildcards.model}/" + ("base" if entry["source"] == "tiny" else "hub.json")]
 
 
 def run_names(ratio=None):
@@ -148,6 +159,32 @@ def eval_inputs(wildcards):
     if run != "base":
         inputs["run"] = f"results/models/{wildcards.model}/{run}"
     return inputs
+
+
+def planned_jobs():
+    """Every training and evaluation job of the study, and whether its output exists already."""
+    done = lambda path: Path(path).exists()  # noqa: E731
+    jobs = []
+    for m in STUDY["models"]:
+        root = f"results/models/{m}"
+        if config["models"][m]["source"] == "tiny":
+            jobs.append(PlannedJob("pretrain_tiny_base", done=done(f"{root}/base")))
+        jobs.append(PlannedJob("finetune_vanilla", None, config["finetune"]["processes"], done(f"{root}/vanilla")))
+        for r in STUDY["forget_ratios"]:
+            jobs.append(PlannedJob("finetune_oracle", None, config["oracle"]["processes"], done(f"{root}/oracle_{r}")))
+            jobs += [PlannedJob("unlearn", method, config["methods"][method]["processes"],
+                                done(f"{root}/{method}_{modality}_{r}"))
+                     for method in STUDY["methods"] for modality in STUDY["unlearn_modalities"]]
+        jobs += [PlannedJob("evaluate", done=done(f"results/eval/{m}/{run}/{split}.json"))
+                 for run in run_names() for split in eval_splits(run)]
+    return jobs
+
+
+# The study's GPU bill, before anything is submitted (also on `snakemake -n`); cluster jobs stay quiet.
+if workflow.is_main_process:
+    _estimate = gpu_hour_estimate(planned_jobs(), RESOURCES)
+    if _estimate:
+        print(format_estimate(_estimate), file=sys.stderr)
 
 
 wildcard_constraints:

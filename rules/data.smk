@@ -1,9 +1,11 @@
-# Data: download MLLMU-Bench at the pinned revision (or generate the synthetic twin), then the splits.
+# Data and weights: download MLLMU-Bench at the pinned revision (or generate the synthetic twin), the splits,
+# and the hub models' weights. All three run on the submitting node: compute nodes often have no internet.
 
 
 localrules:
     prepare_data,
     make_split,
+    fetch_model,
 
 
 rule prepare_data:
@@ -35,3 +37,18 @@ rule make_split:
         "logs/make_split/forget_{ratio}.log",
     script:
         "../workflow_scripts/make_split.py"
+
+
+rule fetch_model:
+    output:
+        record="results/models/{model}/hub.json",
+    params:
+        model_cfg=lambda wc: config["models"][wc.model],
+        code=code_version(f"{PKG}/io.py", f"{PKG}/models/fetch.py", f"{PKG}/data/fetch.py",
+                          "workflow_scripts/fetch_model.py"),
+    conda:
+        "../envs/mmunlearn.yaml"
+    log:
+        "logs/fetch_model/{model}.log",
+    script:
+        "../workflow_scripts/fetch_model.py"

@@ -13,11 +13,9 @@ rule evaluate:
         tasks=STUDY["tasks"],
         seed=SEED,
         code=code_version(*CODE_EVAL, "workflow_scripts/evaluate.py"),
-    threads: threads_for("gpu")
+    threads: job_threads("evaluate")
     resources:
-        runtime=4 * 60,
-        mem_mb=32000,
-        **gpu_resources(),
+        **job_resources("evaluate"),
     conda:
         "../envs/mmunlearn.yaml"
     log:

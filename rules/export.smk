@@ -13,8 +13,9 @@ rule export_merged:
         base_source=lambda wc: base_source(wc.model),
         seed=SEED,
         code=code_version(*CODE_COMMON, "workflow_scripts/export_merged.py"),
+    threads: job_threads("export_merged")
     resources:
-        mem_mb=64000,
+        **job_resources("export_merged"),
     conda:
         "../envs/mmunlearn.yaml"
     log:

@@ -10,9 +10,9 @@ rule pretrain_tiny_base:
         seed=SEED,
         code=code_version(*CODE_TRAIN, "workflow_scripts/pretrain_tiny_base.py"),
         checkpoints="checkpoints/{model}/base",  # resumable state lives outside the outputs (deleted on failure)
-    threads: config["threads"]["pretrain"]
+    threads: job_threads("pretrain_tiny_base")
     resources:
-        runtime=30,
+        **job_resources("pretrain_tiny_base"),
     conda:
         "../envs/mmunlearn.yaml"
     log:
@@ -34,11 +34,9 @@ rule finetune_vanilla:
         seed=SEED,
         code=code_version(*CODE_TRAIN, "workflow_scripts/finetune.py"),
         checkpoints="checkpoints/{model}/vanilla",
-    threads: threads_for("gpu")
+    threads: job_threads("finetune_vanilla")
     resources:
-        runtime=24 * 60,
-        mem_mb=64000,
-        **gpu_resources(lambda wc: config["finetune"]["processes"]),
+        **job_resources("finetune_vanilla", processes=lambda wc: config["finetune"]["processes"]),
     conda:
         "../envs/mmunlearn.yaml"
     log:
@@ -61,11 +59,9 @@ rule finetune_oracle:
         seed=SEED,
         code=code_version(*CODE_TRAIN, "workflow_scripts/finetune.py"),
         checkpoints="checkpoints/{model}/oracle_{ratio}",
-    threads: threads_for("gpu")
+    threads: job_threads("finetune_oracle")
     resources:
-        runtime=24 * 60,
-        mem_mb=64000,
-        **gpu_resources(lambda wc: config["oracle"]["processes"]),
+        **job_resources("finetune_oracle", processes=lambda wc: config["oracle"]["processes"]),
     conda:
         "../envs/mmunlearn.yaml"
     log:

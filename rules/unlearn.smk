@@ -17,11 +17,9 @@ rule unlearn:
         seed=SEED,
         code=code_version(*CODE_TRAIN, "workflow_scripts/unlearn.py"),
         checkpoints="checkpoints/{model}/{method}_{modality}_{ratio}",
-    threads: threads_for("gpu")
+    threads: job_threads("unlearn")
     resources:
-        runtime=12 * 60,
-        mem_mb=64000,
-        **gpu_resources(lambda wc: config["methods"][wc.method]["processes"]),
+        **job_resources("unlearn", processes=lambda wc: config["methods"][wc.method]["processes"]),
     conda:
         "../envs/mmunlearn.yaml"
     log:

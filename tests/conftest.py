@@ -21,7 +21,7 @@ def small_data(tmp_path_factory):
 
 # What a workflow needs to run from a fresh folder (integration tests copy it and run Snakemake there).
 WORKFLOW_FILES = ["Snakefile", "report", "rules", "workflow_scripts", "schemas", "envs", "config", "config.yaml", "src",
-                  "profiles"]
+                  "profiles", "slurm"]
 
 
 def copy_workflow(dest: Path) -> Path:

@@ -23,7 +23,21 @@ def test_shipped_configs_validate(extra):
     config = load(*extra)
     validate(config, SCHEMA, set_default=True)
     assert config["eval"]["stopping_rule"] is True  # defaults filled in
-    assert config["threads"]["default"] >= 1
+    assert config["resources"]["default"]["cpus"] >= 1 and config["cluster"]["gpu_request"] == "gpu"
+    gpu_rules = ("finetune_vanilla", "finetune_oracle", "unlearn", "evaluate")
+    # the paper asks for GPUs; the CPU-only demo and test configs ask for none
+    assert all(config["resources"][r]["gpus"] == (0 if extra else 1) for r in gpu_rules)
+
+
+def test_resources_reject_unknown_rules_and_keys():
+    config = load()
+    config["resources"]["finetune"] = {"cpus": 2}  # no such rule
+    with pytest.raises(Exception, match="finetune"):
+        validate(config, SCHEMA, set_default=True)
+    config = load()
+    config["resources"]["evaluate"]["gpu"] = 1  # the key is gpus
+    with pytest.raises(Exception, match="gpu"):
+        validate(config, SCHEMA, set_default=True)
 
 
 def test_paper_settings():

@@ -33,6 +33,10 @@ def setup(smk, processes: int = 1) -> logging.Logger:
     log = logging.getLogger(f"mmunlearn.rule.{smk.rule}")
     log.info("rule %s, wildcards %s, threads %d, processes %d", smk.rule, dict(smk.wildcards), smk.threads,
              processes)
+    # Where the job runs and what it may reach: a cluster job reads the hub cache offline (cluster.offline_jobs)
+    log.info("host %s, SLURM job %s, CUDA_VISIBLE_DEVICES=%s, hub %s, HF_HOME=%s", os.uname().nodename,
+             os.environ.get("SLURM_JOB_ID", "-"), os.environ.get("CUDA_VISIBLE_DEVICES", "-"),
+             "offline" if os.environ.get("HF_HUB_OFFLINE") == "1" else "online", os.environ.get("HF_HOME", "-"))
     return log
 
 

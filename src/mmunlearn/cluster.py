@@ -1,0 +1,100 @@
+"""What each job asks the scheduler for, from the config's ``resources`` and ``cluster`` blocks, and the
+study's GPU-hour estimate. Snakemake rules call ``job_resources``; the SLURM executor turns the result into
+sbatch flags (runtime -> -t, mem_mb -> --mem, gpu/gres -> --gpus/--gres, slurm_partition -> -p, ...)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+
+def rule_resources(resources: dict, rule: str, method: str | None = None) -> dict:
+    """``default``, then the rule's entry, then ``<rule>:<method>`` (per-method overrides of unlearn)."""
+    merged = {**resources["default"], **resources.get(rule, {})}
+    if method is not None:
+        merged.update(resources.get(f"{rule}:{method}", {}))
+    return merged
+
+
+def total_gpus(res: dict, processes: int = 1) -> int:
+    """GPUs a job asks for: ``gpus`` per process times the data-parallel processes of a training stage."""
+    return int(res.get("gpus", 0)) * max(1, processes)
+
+
+def scheduler_resources(resources: dict, cluster: dict, rule: str, method: str | None = None,
+                        processes: int = 1) -> dict:
+    """The Snakemake resources of one job. GPU jobs carry the GPU request in the form the site configured
+    (``cluster.gpu_request``: ``gpu`` -> sbatch --gpus=[model:]N, ``gres`` -> --gres=gpu[:model]:N), the GPU
+    partition and the constraint; every job carries runtime, memory, partition, account and qos where set."""
+    res = rule_resources(resources, rule, method)
+    gpus = total_gpus(res, processes)
+    out = {"runtime": int(res["runtime"]), "mem_mb": int(res["mem_mb"])}
+    partition = (cluster.get("gpu_partition") or cluster.get("partition")) if gpus else cluster.get("partition")
+    if partition:
+        out["slurm_partition"] = partition
+    if cluster.get("account"):
+        out["slurm_account"] = cluster["account"]
+    if cluster.get("qos"):
+        out["qos"] = cluster["qos"]
+    if gpus:
+        model = cluster.get("gpu_model")
+        if cluster.get("gpu_request", "gpu") == "gpu":
+            out["gpu"] = gpus
+            if model:
+                out["gpu_model"] = model
+        else:
+            out["gres"] = f"gpu:{model}:{gpus}" if model else f"gpu:{gpus}"
+        if cluster.get("constraint"):
+            out["constraint"] = cluster["constraint"]
+    return out
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    rule: str
+    method: str | None = None
+    processes: int = 1
+    done: bool = False  # its output exists already
+
+
+def gpu_hour_estimate(jobs: list[PlannedJob], resources: dict) -> list[dict]:
+    """Per rule (and method): GPU jobs, GPUs per job, runtime limit, and GPU-hours for the whole study and for
+    the jobs whose outputs are still missing. Runtime limits make this an upper bound."""
+    rows: dict[tuple, dict] = {}
+    for job in jobs:
+        res = rule_resources(resources, job.rule, job.method)
+        gpus = total_gpus(res, job.processes)
+        if not gpus:
+            continue
+        key = (job.rule, job.method)
+        row = rows.setdefault(key, {"rule": job.rule if job.method is None else f"{job.rule}:{job.method}",
+                                    "jobs": 0, "todo": 0, "gpus": gpus, "runtime_min": res["runtime"],
+                                    "gpu_mem_gb": res.get("gpu_mem_gb"), "gpu_hours": 0.0, "todo_gpu_hours": 0.0})
+        hours = gpus * res["runtime"] / 60
+        row["jobs"] += 1
+        row["gpu_hours"] += hours
+        if not job.done:
+            row["todo"] += 1
+            row["todo_gpu_hours"] += hours
+    return list(rows.values())
+
+
+def format_estimate(rows: list[dict]) -> str:
+    if not rows:
+        return "GPU-hour estimate: no job of this config asks for a GPU"
+    lines = ["GPU-hour estimate (config resources: GPUs x runtime limit; an upper bound):",
+             f"  {'rule':<22} {'jobs':>5} {'to run':>6} {'GPUs':>4} {'limit':>7} {'GPU mem':>8} {'GPU-h':>8} "
+             f"{'to run':>8}"]
+    for r in rows:
+        mem = f"{r['gpu_mem_gb']:g} GB" if r["gpu_mem_gb"] else "-"
+        lines.append(f"  {r['rule']:<22} {r['jobs']:>5} {r['todo']:>6} {r['gpus']:>4} {r['runtime_min']:>5} m "
+                     f"{mem:>8} {r['gpu_hours']:>8.1f} {r['todo_gpu_hours']:>8.1f}")
+    total = sum(r["gpu_hours"] for r in rows)
+    todo = sum(r["todo_gpu_hours"] for r in rows)
+    lines.append(f"  {'total':<22} {sum(r['jobs'] for r in rows):>5} {sum(r['todo'] for r in rows):>6} "
+                 f"{'':>4} {'':>7} {'':>8} {total:>8.1f} {todo:>8.1f}")
+    return "\n".join(lines)
+
+
+def job_counts(jobs: list[PlannedJob]) -> Counter:
+    return Counter(job.rule for job in jobs)

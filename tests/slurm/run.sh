@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# make test-slurm: a real one-node SLURM cluster on this machine (slurmctld, slurmd, slurmdbd over MariaDB,
+# munge; two fake GPUs), the reduced study submitted through the project's own `--profile slurm`, and checks
+# from sacct that the GPU rules asked for GPUs and every job completed (tests/slurm/check_jobs.py).
+#
+# Needs root and apt-get (it installs Debian's slurm-wlm, munge, slurmdbd, mariadb-server and starts daemons);
+# without them it says so and exits 2: it never pretends to pass. Everything it starts is stopped by pid on
+# exit, also on failure, and the Snakemake runs sit under a hard kill limit (SLURM_TEST_LIMIT_S, default 1500 s).
+#
+# usage: tests/slurm/run.sh [PYTHON]     (PYTHON: the project's venv python; default .venv/bin/python)
+set -uo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+PY="${1:-$REPO/.venv/bin/python}"
+PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"   # absolute, symlink kept: the venv's python
+LIMIT_S="${SLURM_TEST_LIMIT_S:-1500}"
+
+die() { echo "test-slurm: $*" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || die "needs root (it installs packages and starts slurmctld/slurmd/slurmdbd/munged/mysqld); not run"
+command -v apt-get >/dev/null || die "needs apt-get (Debian/Ubuntu) to install slurm-wlm, munge, slurmdbd, mariadb-server; not run"
+[ -x "$PY" ] || die "no python at $PY (run make venv first)"
+
+# --- install (skipped when already there) ---------------------------------------------------------------
+PKGS="slurm-wlm munge slurmdbd mariadb-server"
+if ! dpkg -s $PKGS >/dev/null 2>&1; then
+    echo "test-slurm: installing $PKGS"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $PKGS) >/tmp/test-slurm-apt.log 2>&1 \
+        || { tail -20 /tmp/test-slurm-apt.log; die "apt-get install failed (log above)"; }
+fi
+
+# --- scratch state, configs ------------------------------------------------------------------------------
+STATE="$(mktemp -d /tmp/mmu-slurm.XXXXXX)"
+mkdir -p "$STATE"/{etc,ctld,d,run,log,work,mysql}
+chmod 755 "$STATE" && chown mysql:mysql "$STATE/mysql"   # mysqld runs as mysql: its pid and log live there
+DBPASS="mmu-$RANDOM$RANDOM"
+RUN_ID="$(basename "$STATE" | tr -dc a-zA-Z0-9)"
+DBNAME="mmu_acct_$RUN_ID" DBUSER="mmu_$RUN_ID"   # this run's own accounting database and user, dropped at exit
+for f in slurm.conf gres.conf slurmdbd.conf; do
+    sed -e "s#@STATE@#$STATE#g" -e "s#@DBPASS@#$DBPASS#g" -e "s#@DBNAME@#$DBNAME#g" -e "s#@DBUSER@#$DBUSER#g" "$HERE/$f.in" > "$STATE/etc/$f"
+done
+chmod 600 "$STATE/etc/slurmdbd.conf"
+export SLURM_CONF="$STATE/etc/slurm.conf"   # sbatch/sacct/squeue and the daemons read this cluster's config
+
+# Every process this run starts (daemons, slurmstepd, jobs, Snakemake) inherits this marker: cleanup finds
+# and stops exactly those pids, never another SLURM or database on the machine.
+export MMU_SLURM_TEST_RUN="$STATE"
+our_pids() {
+    local d p
+    for d in /proc/[0-9]*; do
+        p=${d#/proc/}
+        { [ "$p" = "$$" ] || [ "$p" = "$BASHPID" ]; } && continue
+        { tr '\0' '\n' < "$d/environ"; } 2>/dev/null | grep -qx "MMU_SLURM_TEST_RUN=$STATE" && echo "$p"
+    done
+}
+SNAKE_PID=""
+stop() {  # stop PIDFILE...: TERM the pids the daemons wrote (read first: a daemon deletes its file), wait, KILL
+    local pids="" pf
+    for pf in "$@"; do [ -s "$pf" ] && pids="$pids $(cat "$pf")"; done
+    [ -z "$pids" ] && return 0
+    kill -TERM $pids 2>/dev/null
+    for _ in $(seq 10); do
+        kill -0 $pids 2>/dev/null || return 0   # true while any of them is alive
+        sleep 1
+    done
+    kill -KILL $pids 2>/dev/null
+}
+cleanup() {
+    rc=$?
+    [ -n "$SNAKE_PID" ] && kill -KILL -- "-$SNAKE_PID" 2>/dev/null
+    squeue -h -o %i 2>/dev/null | xargs -r scancel 2>/dev/null   # this cluster's jobs (SLURM_CONF is ours)
+    stop "$STATE/run/slurmd.pid" "$STATE/run/slurmctld.pid" "$STATE/run/slurmdbd.pid"
+    mysql -uroot -e "DROP DATABASE IF EXISTS $DBNAME; DROP USER IF EXISTS '$DBUSER'@'localhost';" 2>/dev/null
+    stop "$STATE/mysql/mysqld.pid" "$STATE/run/munged.pid"
+    left="$(our_pids)"   # job steps, local jobs: anything else this run started
+    if [ -n "$left" ]; then
+        kill -TERM $left 2>/dev/null; sleep 2
+        left="$(our_pids)"; [ -n "$left" ] && kill -KILL $left 2>/dev/null
+    fi
+    echo "test-slurm: stopped the cluster (state kept in $STATE); exit $rc"
+    exit $rc
+}
+trap cleanup EXIT INT TERM
+
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
+    local limit=$1 what=$2; shift 2
+    for _ in $(seq "$limit"); do "$@" >/dev/null 2>&1 && return 0; sleep 1; done
+    echo "test-slurm: $what did not come up in ${limit}s" >&2
+    tail -20 "$STATE"/log/*.log "$STATE"/mysql/*.log >&2
+    exit 1
+}
+
+# --- daemons ----------------------------------------------------------------------------------------------
+mkdir -p /run/munge && chown munge:munge /run/munge
+munged --force --pid-file="$STATE/run/munged.pid" --log-file="$STATE/log/munged.log" 2>/dev/null \
+    || munged --force --log-file="$STATE/log/munged.log"
+[ -s "$STATE/run/munged.pid" ] || pgrep -n -x munged > "$STATE/run/munged.pid"
+wait_for 10 munge munge -n
+
+mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
+mysqld --user=mysql --pid-file="$STATE/mysql/mysqld.pid" --log-error="$STATE/mysql/mysqld.log" \
+    --innodb-buffer-pool-size=64M >/dev/null 2>&1 &
+wait_for 60 mariadb mysqladmin ping
+mysql -uroot -e "CREATE DATABASE $DBNAME; DROP USER IF EXISTS '$DBUSER'@'localhost';
+    CREATE USER '$DBUSER'@'localhost' IDENTIFIED BY '$DBPASS'; GRANT ALL ON $DBNAME.* TO '$DBUSER'@'localhost';"
+
+slurmdbd
+wait_for 30 slurmdbd sacctmgr -n list cluster
+sacctmgr -i add cluster local >/dev/null
+sacctmgr -i add account mmu cluster=local description=mmunlearn organization=test >/dev/null
+sacctmgr -i add user root account=mmu defaultaccount=mmu qos=normal >/dev/null
+
+slurmctld
+wait_for 30 slurmctld scontrol ping
+env -u SLURM_CONF slurmd -N localhost --conf-server 127.0.0.1 -d "$(command -v slurmstepd)"
+wait_for 30 "the node" bash -c "sinfo -h -N -o %T | grep -qv -e unknown -e down -e not_responding"
+scontrol update nodename=localhost state=resume 2>/dev/null || true
+sinfo -N -o "%N %T %C %m %G" && sacctmgr -n -P list assoc format=cluster,account,user,qos
+
+# --- the study, through the project's slurm profile -------------------------------------------------------
+WORK="$STATE/work/project"
+mkdir -p "$WORK"
+(cd "$REPO" && git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents -P {} "$WORK/")
+cp "$HERE/config.yaml" "$WORK/slurm-test.yaml"
+cd "$WORK"
+DEADLINE=$(( $(date +%s) + LIMIT_S ))
+RUN_START="$(date +%Y-%m-%dT%H:%M:%S)"   # sacct reports this run's jobs only
+submit() {  # submit GPU_REQUEST LOGNAME SNAKEMAKE_ARGS... : the users' command, under the hard kill limit
+    local form=$1 log="$STATE/log/$2"; shift 2
+    echo "cluster: {gpu_request: $form}" > gpu-request.yaml
+    local start=$(date +%s)
+    echo "test-slurm: snakemake --profile slurm $* (GPU request: $form; killed in $(( DEADLINE - start ))s)"
+    # its own session, so that the watchdog below kills Snakemake and every local job it started together
+    setsid "$PY" -m snakemake --profile slurm \
+        --configfile config/test.yaml slurm-test.yaml gpu-request.yaml \
+        --slurm-init-seconds-before-status-checks 2 --seconds-between-status-checks 2 "$@" > "$log" 2>&1 &
+    SNAKE_PID=$!
+    while kill -0 "$SNAKE_PID" 2>/dev/null; do
+        if [ "$(date +%s)" -ge "$DEADLINE" ]; then
+            tail -40 "$log"
+            echo "test-slurm: killed at the hard limit (${LIMIT_S}s)" >&2
+            exit 1   # cleanup kills the session and cancels the cluster's jobs
+        fi
+        sleep 2
+    done
+    wait "$SNAKE_PID"; local rc=$?; SNAKE_PID=""
+    echo "test-slurm: exited $rc after $(( $(date +%s) - start ))s"
+    grep -E -A12 "^Job stats" "$log" | head -16
+    if [ "$rc" -ne 0 ]; then
+        tail -60 "$log"
+        exit 1
+    fi
+}
+# the reduced study, GPUs requested as --gres=gpu:N; then one evaluation again with the gpu form (--gpus=N)
+submit gres snakemake.log results/summary.csv
+submit gpu snakemake-gpus.log results/eval/tiny-llava/vanilla/forget_10.json --forcerun evaluate
+sacct -X -n -P -a --starttime="$RUN_START" \
+    --format=JobID,Comment%200,State,AllocTRES%120,Account,QOS,Partition,SubmitLine%1000 > "$STATE/sacct.txt"
+"$PY" "$HERE/check_jobs.py" "$STATE/sacct.txt" "$WORK"

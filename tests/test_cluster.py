@@ -1,0 +1,75 @@
+"""Scheduler resources from config (resources, cluster): the sbatch-facing keys the SLURM executor reads, the
+GPU request forms, per-method overrides, and the GPU-hour estimate. The real submission is `make test-slurm`."""
+import re
+import subprocess
+import sys
+
+import yaml
+
+from conftest import copy_workflow
+from mmunlearn.cluster import PlannedJob, format_estimate, gpu_hour_estimate, rule_resources, scheduler_resources
+
+RESOURCES = {
+    "default": {"cpus": 1, "mem_mb": 4000, "runtime": 30, "gpus": 0},
+    "unlearn": {"cpus": 8, "mem_mb": 64000, "runtime": 120, "gpus": 1, "gpu_mem_gb": 40},
+    "unlearn:kl_min": {"runtime": 360, "gpu_mem_gb": 56},
+    "evaluate": {"runtime": 180, "gpus": 1},
+}
+
+
+def test_rule_then_method_overrides_the_default():
+    assert rule_resources(RESOURCES, "aggregate") == RESOURCES["default"]
+    kl = rule_resources(RESOURCES, "unlearn", "kl_min")
+    assert (kl["cpus"], kl["runtime"], kl["gpu_mem_gb"], kl["gpus"]) == (8, 360, 56, 1)
+    assert rule_resources(RESOURCES, "unlearn", "ga")["runtime"] == 120
+
+
+def test_gpu_request_forms_and_site_settings():
+    site = {"gpu_request": "gpu", "gpu_model": "a100", "partition": "cpu", "gpu_partition": "gpu",
+            "account": "lab42", "qos": "normal", "constraint": "a100|h100"}
+    gpu = scheduler_resources(RESOURCES, site, "unlearn", "kl_min", processes=2)
+    assert gpu == {"runtime": 360, "mem_mb": 64000, "slurm_partition": "gpu", "slurm_account": "lab42",
+                   "qos": "normal", "gpu": 2, "gpu_model": "a100", "constraint": "a100|h100"}
+    gres = scheduler_resources(RESOURCES, {**site, "gpu_request": "gres"}, "evaluate")
+    assert gres["gres"] == "gpu:a100:1" and "gpu" not in gres and gres["slurm_partition"] == "gpu"
+    assert scheduler_resources(RESOURCES, {"gpu_request": "gres"}, "evaluate")["gres"] == "gpu:1"
+    # CPU jobs: no GPU keys, the CPU partition; unset site keys are not passed at all
+    cpu = scheduler_resources(RESOURCES, site, "aggregate")
+    assert cpu == {"runtime": 30, "mem_mb": 4000, "slurm_partition": "cpu", "slurm_account": "lab42", "qos": "normal"}
+    assert scheduler_resources(RESOURCES, {}, "aggregate") == {"runtime": 30, "mem_mb": 4000}
+
+
+def test_gpu_hour_estimate_counts_what_is_left():
+    jobs = [PlannedJob("unlearn", "ga", done=True), PlannedJob("unlearn", "ga"), PlannedJob("unlearn", "kl_min"),
+            PlannedJob("evaluate"), PlannedJob("aggregate")]
+    rows = {r["rule"]: r for r in gpu_hour_estimate(jobs, RESOURCES)}
+    assert set(rows) == {"unlearn:ga", "unlearn:kl_min", "evaluate"}  # CPU jobs cost no GPU-hours
+    assert rows["unlearn:ga"]["jobs"] == 2 and rows["unlearn:ga"]["todo"] == 1
+    assert rows["unlearn:ga"]["gpu_hours"] == 4.0 and rows["unlearn:ga"]["todo_gpu_hours"] == 2.0
+    assert rows["unlearn:kl_min"]["gpu_hours"] == 6.0 and rows["evaluate"]["gpu_hours"] == 3.0
+    text = format_estimate(list(rows.values()))
+    assert "13.0" in text and "11.0" in text  # totals: all jobs, jobs still to run
+    assert "no job of this config asks for a GPU" in format_estimate([])
+
+
+def test_the_paper_dry_run_submits_gpu_rules_with_gpus(tmp_path):
+    """The paper config through the slurm profile's executor settings: every GPU rule carries its GPU request
+    and site settings, localrules carry none; the dry run prints the GPU-hour estimate."""
+    wd = copy_workflow(tmp_path)
+    site = {"cluster": {"gpu_request": "gres", "account": "lab42", "gpu_partition": "gpu"}}
+    (wd / "site.yaml").write_text(yaml.safe_dump(site))
+    out = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "-n", "--configfile",
+                          "config.yaml", "site.yaml", "--", "results/eval/llava-1.5-7b/npo_text_5/forget_5.json"],
+                         cwd=wd, capture_output=True, text=True, timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    assert "GPU-hour estimate" in text and "unlearn:kl_min" in text
+    resources = dict(re.findall(r"^rule (\w+):\n.*?^    resources: (.*?)$", text, re.MULTILINE | re.DOTALL))
+    assert set(resources) == {"fetch_model", "prepare_data", "make_split", "finetune_vanilla", "finetune_oracle",
+                              "unlearn", "evaluate"}
+    for rule in ("finetune_vanilla", "finetune_oracle", "unlearn", "evaluate"):
+        assert "gres=gpu:1" in resources[rule] and "slurm_account=lab42" in resources[rule], resources[rule]
+        assert "slurm_partition=gpu" in resources[rule]
+    assert "runtime=360" in resources["finetune_vanilla"] and "mem_mb=96000" in resources["unlearn"]  # NPO
+    for rule in ("fetch_model", "prepare_data", "make_split"):  # localrules: nothing for sbatch
+        assert "slurm" not in resources[rule] and "gpu" not in resources[rule]

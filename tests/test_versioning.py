@@ -1,0 +1,145 @@
+"""Versioning with DVC and content-based reruns, on the demo at test size (config/test.yaml's study).
+
+A project runs the pipeline, records it with `dvc commit` + `dvc push` (tag v1), changes GA's learning rate and
+records again (tag v2). A fresh clone checked out at v1 + `dvc pull` + `python -m mmunlearn.versioning` (`make pull`) then: schedules nothing (`snakemake -n`),
+rebuilds v1's summary.csv without training, and still reruns exactly what a real edit touches; each change's
+scheduled jobs are counted."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.integration
+BIN = Path(sys.executable).parent
+ENV_EXTRA = {"PATH": f"{BIN}:/usr/bin:/bin", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+             "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+
+
+def run(cwd, *cmd, timeout=900):
+    result = subprocess.run(cmd, cwd=cwd, env={**os.environ, **ENV_EXTRA}, capture_output=True, text=True,
+                            timeout=timeout)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(cmd)}\n{out[-4000:]}"
+    return out
+
+
+def job_counts(out: str) -> dict:
+    """Snakemake's (last) "Job stats" table as {rule: count}; {} when nothing is scheduled."""
+    if "Job stats:" not in out:
+        assert "Nothing to be done" in out, out[-3000:]
+        return {}
+    table = out.split("Job stats:")[-1].strip().split("\n\n")[0]
+    return {line.split()[0]: int(line.split()[1]) for line in table.splitlines()[2:]}
+
+
+def dry_run(cwd) -> dict:
+    return job_counts(run(cwd, sys.executable, "-m", "snakemake", "--profile", "profiles/demo", "-n"))
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory):
+    """A project with two recorded versions (v1, v2) on a local DVC remote, and a fresh clone at v1."""
+    tmp = tmp_path_factory.mktemp("versions")
+    project, clone = tmp / "project", tmp / "clone"
+    for rel in run(REPO, "git", "ls-files", "--cached", "--others", "--exclude-standard").split():
+        if (REPO / rel).is_file():
+            (project / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, project / rel, follow_symlinks=False)
+    # the demo at test size: the shipped dvc.yaml and profiles/demo, unchanged, run config/test.yaml's study
+    demo = (REPO / "config/test.yaml").read_text().replace("root: data/test", "root: data/demo")
+    (project / "config/demo.yaml").write_text(demo)
+    run(project, "git", "init", "-q")
+    run(project, "dvc", "remote", "modify", "--local", "demo", "url", str(tmp / "store"))
+    run(project, "git", "add", "-A")
+    run(project, "git", "commit", "-qm", "project")
+
+    first = run(project, "dvc", "repro", "pipeline")
+    run(project, "dvc", "push")
+    run(project, "git", "add", "dvc.lock")
+    run(project, "git", "commit", "-qm", "v1")
+    run(project, "git", "tag", "v1")
+
+    edit(project / "config/demo.yaml", "ga: {lr: 1.0e-4", "ga: {lr: 3.0e-4")
+    second = run(project, "dvc", "repro", "pipeline")
+    run(project, "dvc", "push")
+    run(project, "git", "commit", "-qam", "v2: GA lr 3e-4")
+    run(project, "git", "tag", "v2")
+
+    run(tmp, "git", "clone", "-q", str(project), str(clone))
+    run(clone, "git", "checkout", "-q", "v1")
+    run(clone, "dvc", "remote", "modify", "--local", "demo", "url", str(tmp / "store"))
+    pulled = run(clone, "dvc", "pull", "--with-deps", "pipeline")
+    pulled += run(clone, sys.executable, "-m", "mmunlearn.versioning")  # what `make pull` runs after the pull
+    return {"project": project, "clone": clone, "first": first, "second": second, "pulled": pulled}
+
+
+def test_a_hyperparameter_change_reruns_only_that_method(versions):
+    """dvc repro ran Snakemake; the GA edit reran GA's 2 unlearning jobs, their 8 evaluations and judgements,
+    and the aggregation with its tables and figures, nothing else."""
+    assert job_counts(versions["first"])["unlearn"] == 4
+    assert job_counts(versions["second"]) == {"unlearn": 2, "evaluate": 8, "judge": 8, "aggregate": 1, "tables": 1,
+                                              "figures": 1, "all": 1, "total": 22}
+    v1 = run(versions["project"], "git", "show", "v1:dvc.lock")
+    v2 = (versions["project"] / "dvc.lock").read_text()
+    assert v1 != v2 and "results/summary.csv" in v2
+
+
+def test_fresh_clone_after_pull_schedules_nothing(versions):
+    clone = versions["clone"]
+    assert "stamped in" in versions["pulled"]
+    assert (clone / "results/models/tiny-llava/ga_text_10/adapter/adapter_model.safetensors").is_file()
+    assert (clone / ".snakemake/metadata").is_dir()
+    assert dry_run(clone) == {}
+    assert run(clone, "dvc", "status", "--with-deps", "pipeline").strip().endswith("up to date.")
+
+
+def test_checkout_of_an_older_version_reproduces_its_summary_without_training(versions):
+    project, clone = versions["project"], versions["clone"]
+    v1_summary = (clone / "results/summary.csv").read_bytes()
+    assert v1_summary != (project / "results/summary.csv").read_bytes()  # v2's GA rows differ
+    (clone / "results/summary.csv").unlink()
+    out = run(clone, sys.executable, "-m", "snakemake", "--profile", "profiles/demo")
+    assert job_counts(out) == {"aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 4}
+    assert (clone / "results/summary.csv").read_bytes() == v1_summary
+    assert dry_run(clone) == {}
+
+
+@pytest.mark.parametrize("change, expected", [
+    # a method's hyper-parameter: its 2 unlearning runs (multimodal, text) and everything downstream of them
+    (("config/demo.yaml", "npo: {lr: 1.0e-4", "npo: {lr: 2.0e-4"),
+     {"unlearn": 2, "evaluate": 8, "judge": 8, "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 22}),
+    # a workflow script: that rule's jobs only
+    (("workflow_scripts/figures.py", "\n", "\n# an edit\n"), {"figures": 1, "all": 1, "total": 2}),
+    # package code a rule uses (decoding): every evaluation and what reads it, no training
+    (("src/mmunlearn/eval/decode.py", "\n", "\n# an edit\n"),
+     {"evaluate": 28, "judge": 28, "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 60}),
+    # a new method: only its jobs (+ the aggregation that now reads them)
+    (("config/demo.yaml", "methods: [ga, npo]", "methods: [ga, npo, grad_diff]"),
+     {"unlearn": 2, "evaluate": 8, "judge": 8, "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 22}),
+    # a new forget ratio: its split, oracle, 4 unlearning runs, their 20 evaluations and base/vanilla's 6 new ones
+    (("config/demo.yaml", "forget_ratios: [10]\n  methods", "forget_ratios: [10, 20]\n  methods"),
+     {"make_split": 1, "finetune_oracle": 1, "unlearn": 4, "evaluate": 26, "judge": 26, "aggregate": 1,
+      "tables": 1, "figures": 1, "all": 1, "total": 62}),
+])
+def test_an_edit_in_the_fresh_clone_reruns_what_it_touches(versions, change, expected):
+    clone = versions["clone"]
+    path, old, new = change
+    original, stat = (clone / path).read_text(), (clone / path).stat()
+    try:
+        edit(clone / path, old, new)
+        assert dry_run(clone) == expected
+    finally:  # revert the edit, time included (Snakemake reruns a rule whose script is newer than its outputs)
+        (clone / path).write_text(original)
+        os.utime(clone / path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert dry_run(clone) == {}
