@@ -13,7 +13,8 @@ validate(config, "../schemas/config.schema.yaml", set_default=True)
 REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO / "src"))  # once: the registries below are the package's own
 
-from mmunlearn.cluster import PlannedJob, format_estimate, gpu_hour_estimate, rule_resources, scheduler_resources
+from mmunlearn.cluster import (PlannedJob, format_estimate, gpu_hour_estimate, hub_environment, rule_resources,
+                               scheduler_resources)
 from mmunlearn.eval.tasks import TASKS
 from mmunlearn.train.losses import LOSSES, get_loss
 
@@ -81,10 +82,8 @@ def split_fewshot():
 
 CLUSTER = config["cluster"]
 RESOURCES = config["resources"]
-if CLUSTER["hf_home"]:  # every job, local or on a node, shares one Hugging Face cache
-    os.environ["HF_HOME"] = CLUSTER["hf_home"]
-if CLUSTER["offline_jobs"] and workflow.remote_exec:  # inside a cluster job: the cache was filled by fetch_model
-    os.environ["HF_HUB_OFFLINE"] = "1"
+# Jobs inherit this process's environment (sbatch --export=ALL): one shared hub cache, offline on the nodes
+os.environ.update(hub_environment(CLUSTER, in_cluster_job=workflow.remote_exec))
 
 
 def job_threads(rule):

@@ -7,7 +7,8 @@ import sys
 import yaml
 
 from conftest import copy_workflow
-from mmunlearn.cluster import PlannedJob, format_estimate, gpu_hour_estimate, rule_resources, scheduler_resources
+from mmunlearn.cluster import (PlannedJob, format_estimate, gpu_hour_estimate, hub_environment, rule_resources,
+                               scheduler_resources)
 
 RESOURCES = {
     "default": {"cpus": 1, "mem_mb": 4000, "runtime": 30, "gpus": 0},
@@ -73,3 +74,12 @@ def test_the_paper_dry_run_submits_gpu_rules_with_gpus(tmp_path):
     assert "runtime=360" in resources["finetune_vanilla"] and "mem_mb=96000" in resources["unlearn"]  # NPO
     for rule in ("fetch_model", "prepare_data", "make_split"):  # localrules: nothing for sbatch
         assert "slurm" not in resources[rule] and "gpu" not in resources[rule]
+
+
+def test_hub_environment_is_offline_only_inside_cluster_jobs():
+    assert hub_environment({"hf_home": "/shared/hf", "offline_jobs": True}, in_cluster_job=True) == \
+        {"HF_HOME": "/shared/hf", "HF_HUB_OFFLINE": "1"}
+    # the submitting node (localrules: downloads, the judge) keeps the internet
+    assert hub_environment({"hf_home": "/shared/hf", "offline_jobs": True}, in_cluster_job=False) == \
+        {"HF_HOME": "/shared/hf"}
+    assert hub_environment({"hf_home": None, "offline_jobs": False}, in_cluster_job=True) == {}

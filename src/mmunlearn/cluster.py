@@ -4,8 +4,17 @@ sbatch flags (runtime -> -t, mem_mb -> --mem, gpu/gres -> --gpus/--gres, slurm_p
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
+
+
+def hub_environment(cluster: dict, in_cluster_job: bool) -> dict[str, str]:
+    """Environment variables for every job: the shared Hugging Face cache (``cluster.hf_home``), and, inside a
+    cluster job (compute nodes often have no internet), offline hub access (``cluster.offline_jobs``): the
+    submitting node's ``fetch_model`` filled the cache."""
+    env = {"HF_HOME": cluster["hf_home"]} if cluster.get("hf_home") else {}
+    if cluster.get("offline_jobs", True) and in_cluster_job:
+        env["HF_HUB_OFFLINE"] = "1"
+    return env
 
 
 def rule_resources(resources: dict, rule: str, method: str | None = None) -> dict:
@@ -94,7 +103,3 @@ def format_estimate(rows: list[dict]) -> str:
     lines.append(f"  {'total':<22} {sum(r['jobs'] for r in rows):>5} {sum(r['todo'] for r in rows):>6} "
                  f"{'':>4} {'':>7} {'':>8} {total:>8.1f} {todo:>8.1f}")
     return "\n".join(lines)
-
-
-def job_counts(jobs: list[PlannedJob]) -> Counter:
-    return Counter(job.rule for job in jobs)
