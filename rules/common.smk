@@ -94,8 +94,10 @@ def job_resources(rule, processes=lambda wc: 1):
     """The rule's Snakemake resources from config (resources.<rule>, resources.<rule>:<method>, cluster.*), each
     a function of the job's wildcards: GPUs, runtime, memory, partition, account, qos, GPU request form."""
     keys = scheduler_resources(RESOURCES, CLUSTER, rule, None, 1)
+    # a key a method's own entry drops (e.g. gpus: 0) becomes empty, which sbatch is then not given
+    empty = {key: "" if isinstance(value, str) else 0 for key, value in keys.items()}
     return {key: (lambda wc, key=key: scheduler_resources(RESOURCES, CLUSTER, rule, wc.get("method"),
-                                                          processes(wc)).get(key, 0))
+                                                          processes(wc)).get(key, empty[key]))
             for key in keys}
 
 
