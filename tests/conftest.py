@@ -1,3 +1,4 @@
+import os
 import shutil
 import subprocess
 import sys
@@ -31,3 +32,38 @@ def copy_workflow(dest: Path) -> Path:
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     return dest
+
+
+# Subprocesses of the integration tests: the venv's tools (snakemake, dvc) first on PATH, a git identity.
+TOOL_ENV = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+
+
+def run_checked(cwd, *cmd, timeout=900) -> str:
+    """Run ``cmd`` in ``cwd``; fail the test with its output unless it exits 0; return stdout + stderr."""
+    result = subprocess.run(cmd, cwd=cwd, env={**os.environ, **TOOL_ENV}, capture_output=True, text=True,
+                            timeout=timeout)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(map(str, cmd))}\n{out[-4000:]}"
+    return out
+
+
+def copy_project(dest: Path) -> Path:
+    """The project as committed, with its working-tree changes (tracked and untracked, not ignored files), in
+    ``dest``; not yet a git repository."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout
+    for rel in filter(None, listed.split("\0")):
+        if (REPO / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel, follow_symlinks=False)
+    return dest
+
+
+def job_counts(out: str) -> dict:
+    """Snakemake's (last) "Job stats" table as {rule: count}; {} when nothing is scheduled."""
+    if "Job stats:" not in out:
+        assert "Nothing to be done" in out, out[-3000:]
+        return {}
+    table = out.split("Job stats:")[-1].strip().split("\n\n")[0]  # the table, up to its blank line
+    return {line.split()[0]: int(line.split()[1]) for line in table.splitlines()[2:]}

@@ -1,26 +1,14 @@
 """DVC tracks the prepared data: `dvc push` to a local-directory remote, `dvc pull` into a fresh clone gives
 byte-identical files, and the pipeline in that clone uses them without preparing the data again."""
-import os
-import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import copy_project, job_counts
+from conftest import run_checked as run
 
 pytestmark = pytest.mark.integration
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "GIT_AUTHOR_NAME": "t",
-       "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-
-
-def run(cwd, *cmd, timeout=600):
-    result = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(cmd)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
 
 
 def files(root: Path) -> dict:
@@ -29,18 +17,7 @@ def files(root: Path) -> dict:
 
 def test_push_pull_restores_identical_data_that_the_pipeline_accepts(tmp_path):
     project, remote, clone = tmp_path / "project", tmp_path / "remote", tmp_path / "clone"
-    tracked = run(REPO, "git", "ls-files").split()
-    for rel in tracked:
-        if (REPO / rel).is_file():
-            (project / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, project / rel)
-    # the project as committed, with its working-tree changes, as a fresh repository
-    for rel in ("src", "tests", "rules", "workflow_scripts", "schemas", "bench"):
-        if (REPO / rel).is_dir():
-            shutil.copytree(REPO / rel, project / rel, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("dvc.yaml", ".gitignore", "config.yaml", "Snakefile"):
-        shutil.copy2(REPO / name, project / name)
+    copy_project(project)  # the project as committed, with its working-tree changes, as a fresh repository
     run(project, "git", "init", "-q")
     run(project, "git", "add", "-A")
     run(project, "git", "commit", "-qm", "project")
@@ -59,7 +36,7 @@ def test_push_pull_restores_identical_data_that_the_pipeline_accepts(tmp_path):
 
     # Snakemake in the clone builds on the pulled data: prepare_data is not scheduled, the split is made
     dry = run(clone, sys.executable, "-m", "snakemake", "--profile", "profiles/demo", "-n", "data/splits/forget_30.json")
-    scheduled = re.findall(r"^(\w+)\s+\d+$", dry, re.MULTILINE)
+    scheduled = job_counts(dry)
     assert "make_split" in scheduled and "prepare_data" not in scheduled
     run(clone, sys.executable, "-m", "snakemake", "--profile", "profiles/demo", "data/splits/forget_30.json")
     assert (clone / "data/splits/forget_30.json").is_file()

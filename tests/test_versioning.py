@@ -1,40 +1,19 @@
 """Versioning with DVC and content-based reruns, on the demo at test size (config/test.yaml's study).
 
 A project runs the pipeline, records it with `dvc commit` + `dvc push` (tag v1), changes GA's learning rate and
-records again (tag v2). A fresh clone checked out at v1 + `dvc pull` + `python -m mmunlearn.versioning` (`make pull`) then: schedules nothing (`snakemake -n`),
-rebuilds v1's summary.csv without training, and still reruns exactly what a real edit touches; each change's
-scheduled jobs are counted."""
+records again (tag v2). A fresh clone checked out at v1 + `dvc pull` + `python -m mmunlearn.versioning`
+(`make pull`) then: schedules nothing (`snakemake -n`), rebuilds v1's summary.csv without training, and still
+reruns exactly what a real edit touches; each change's scheduled jobs are counted."""
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, copy_project, job_counts
+from conftest import run_checked as run
 
 pytestmark = pytest.mark.integration
-BIN = Path(sys.executable).parent
-ENV_EXTRA = {"PATH": f"{BIN}:/usr/bin:/bin", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-             "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-
-
-def run(cwd, *cmd, timeout=900):
-    result = subprocess.run(cmd, cwd=cwd, env={**os.environ, **ENV_EXTRA}, capture_output=True, text=True,
-                            timeout=timeout)
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(cmd)}\n{out[-4000:]}"
-    return out
-
-
-def job_counts(out: str) -> dict:
-    """Snakemake's (last) "Job stats" table as {rule: count}; {} when nothing is scheduled."""
-    if "Job stats:" not in out:
-        assert "Nothing to be done" in out, out[-3000:]
-        return {}
-    table = out.split("Job stats:")[-1].strip().split("\n\n")[0]
-    return {line.split()[0]: int(line.split()[1]) for line in table.splitlines()[2:]}
 
 
 def dry_run(cwd) -> dict:
@@ -52,10 +31,7 @@ def versions(tmp_path_factory):
     """A project with two recorded versions (v1, v2) on a local DVC remote, and a fresh clone at v1."""
     tmp = tmp_path_factory.mktemp("versions")
     project, clone = tmp / "project", tmp / "clone"
-    for rel in run(REPO, "git", "ls-files", "--cached", "--others", "--exclude-standard").split():
-        if (REPO / rel).is_file():
-            (project / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, project / rel, follow_symlinks=False)
+    copy_project(project)
     # the demo at test size: the shipped dvc.yaml and profiles/demo, unchanged, run config/test.yaml's study
     demo = (REPO / "config/test.yaml").read_text().replace("root: data/test", "root: data/demo")
     (project / "config/demo.yaml").write_text(demo)

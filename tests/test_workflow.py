@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import copy_workflow
+from conftest import copy_workflow, job_counts
 
 pytestmark = pytest.mark.integration
 
@@ -92,9 +92,8 @@ def test_editing_a_method_reruns_only_its_jobs(workdir):
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-2000:]
     # exactly the 2 npo runs (multimodal, text), their 2 x 4 evaluations and judgements, and the aggregation
-    stats = out.split("Job stats:")[1].strip().split("\n\n")[0]  # the table, up to its blank line
-    counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[2:]}
-    assert counts == {"unlearn": 2, "evaluate": 8, "judge": 8, "aggregate": 1, "total": 19}, stats
+    counts = job_counts(out)
+    assert counts == {"unlearn": 2, "evaluate": 8, "judge": 8, "aggregate": 1, "total": 19}, out[-3000:]
 
 
 def test_lint(workdir):

@@ -61,7 +61,7 @@ def git_blob_sha1(path: Path) -> str:
     return h.hexdigest()
 
 
-def _resolve(api, repo: dict) -> str:
+def resolve_revision(api, repo: dict) -> str:
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
     requested = repo["revision"] or "main"
@@ -99,7 +99,7 @@ def download_repo(api, repo: dict, staging: Path) -> dict:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.hf_api import RepoFile
 
-    commit = _resolve(api, repo)
+    commit = resolve_revision(api, repo)
     tree = [e for e in api.list_repo_tree(repo["repo_id"], repo_type=repo["repo_type"], revision=commit,
                                           recursive=True)
             if isinstance(e, RepoFile) and e.path.endswith(".parquet") and e.path.split("/")[0] in repo["folders"]]

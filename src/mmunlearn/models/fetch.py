@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..data.fetch import _resolve
+from ..data.fetch import resolve_revision
 from ..io import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def fetch_model(model_name: str, model_cfg: dict, out: str | Path, endpoint: str
     api = HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None)
     repo = {"repo_id": model_cfg["hub_id"], "repo_type": "model", "revision": model_cfg.get("revision"),
             "config_key": f"models.{model_name}.revision"}
-    commit = _resolve(api, repo)
+    commit = resolve_revision(api, repo)
     # Downloading by the configured name (``main`` when unpinned) also writes the cache's ref, which an offline
     # load by that name needs; the commit it pointed to is checked against the one resolved above.
     path = Path(snapshot_download(model_cfg["hub_id"], revision=model_cfg.get("revision") or "main",
