@@ -1,5 +1,6 @@
-"""Benchmark: generate the full-size synthetic twin (500 + 153 profiles, photo-sized images) and time reading and
-validating every folder the study uses, with the reading process's peak memory.
+"""Benchmark: generate the full-size synthetic twin (500 + 153 profiles, photo-sized images) and time the validation
+pass of validate_data over every folder the study uses (manifest, images decoded, joins, names), with the
+validating process's peak memory.
 
     python bench/load_data.py [--image-size 512] [--out DIR] [--keep]
 
@@ -16,29 +17,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-FOLDERS = ["MLLMU-Bench/" + f for f in ("ft_Data", "Full_Set", "Test_Set", "Retain_Set", "forget_5", "forget_10",
-                                        "forget_15", "retain_95", "retain_90", "retain_85")] + \
-          ["baseline_train_split/" + f for f in ("forget_5", "forget_10", "forget_15", "retain_95", "retain_90",
-                                                 "retain_85")]
-
-
 def load(root: Path) -> dict:
+    """The validation pass validate_data runs (manifest, every folder with every image decoded, joins, splits,
+    names), and the manifest check alone for comparison."""
     from mmunlearn.data import manifest
-    from mmunlearn.data.schema import read_benchmark_folder, read_training_folder
+    from mmunlearn.data.validate import validate
 
     out = {}
     t0 = time.perf_counter()
     manifest.verify(root)
     out["verify_manifest_s"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
-    rows = 0
-    for folder in FOLDERS:
-        reader = read_training_folder if folder.startswith("baseline") or folder.endswith("ft_Data") else read_benchmark_folder
-        profiles, reports = reader(root / folder)
-        rows += len(profiles)
-        assert not any(r.skipped for r in reports), folder
-    out["read_and_validate_s"] = round(time.perf_counter() - t0, 2)
-    out["rows"] = rows
+    facts = validate(root, names_required=True, corpora=("Pretrain_Set",))
+    out["validate_s"] = round(time.perf_counter() - t0, 2)
+    out["rows"] = sum(f["rows"] for f in facts["report"].values())
+    out["named"] = sum(n is not None for n in facts["names"].values())
+    assert not any(f["skipped"] for f in facts["report"].values())
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return out
 

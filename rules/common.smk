@@ -19,6 +19,7 @@ from mmunlearn.eval.tasks import TASKS
 from mmunlearn.train.losses import LOSSES, get_loss
 
 DATA_ROOT = config["data"]["root"]
+VALIDATED = "results/data/validated.json"  # validate_data's facts: every consumer of the data depends on it
 BENCH = f"{DATA_ROOT}/MLLMU-Bench"
 STUDY = config["study"]
 SEED = config["seed"]
@@ -78,6 +79,44 @@ def split_fewshot():
     takes a seeded subset of them)."""
     tasks = set(config["eval"]["fewshot"]) | {t for m in STUDY["models"] for t in eval_config(m)["fewshot"]}
     return {t: max(eval_config(m)["fewshot"].get(t, 0) for m in STUDY["models"]) for t in sorted(tasks)}
+
+
+def names_override():
+    """data.names: {ID: name}, or the path of a YAML/JSON file holding that mapping (read here, so that an edit
+    of the file reruns validation like an edit of the config)."""
+    names = config["data"].get("names") or {}
+    if isinstance(names, str):
+        import yaml
+
+        try:
+            names = yaml.safe_load(Path(names).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"config: data.names names the file '{names}', which cannot be read ({exc})") from None
+        if not isinstance(names, dict):
+            raise ValueError(f"config: data.names file '{config['data']['names']}' must hold a mapping ID -> name")
+    return {str(k): str(v) for k, v in names.items()}
+
+
+def _stage_mixes():
+    """Every training stage's data mix (and its formats) the configured study runs."""
+    mixes = [config["finetune"]["mix"], config["oracle"]["mix"]]
+    mixes += [{"formats": config["models"][m]["pretrain"]["formats"], "replay_fraction": 0}
+              for m in STUDY["models"] if config["models"][m]["source"] == "tiny"]
+    return mixes
+
+
+def text_formats_used():
+    """Whether any stage trains on a text-only format (the people must be named: validation then requires it)."""
+    formats = [f for mix in _stage_mixes() for f in [*mix["formats"], *mix.get("replay_formats", [])]]
+    return bool(STUDY["methods"]) and "text" in STUDY["unlearn_modalities"] or any(f.endswith("_text") for f in formats)
+
+
+def training_corpora():
+    """Training-format folders besides the benchmark's that the study reads: replay data, tiny pre-training."""
+    corpora = {mix["replay_data"] for mix in _stage_mixes()[:2] if mix["replay_fraction"] > 0}
+    corpora |= {config["models"][m]["pretrain"].get("data", "Pretrain_Set") for m in STUDY["models"]
+                if config["models"][m]["source"] == "tiny"}
+    return sorted(corpora)
 
 
 CLUSTER = config["cluster"]
@@ -156,7 +195,7 @@ def eval_inputs(wildcards):
         ratio = run.rsplit("_", 1)[1]
     # celebrity for base/vanilla uses the first ratio's split file only for its seeded few-shot choice
     ratio = ratio or str(STUDY["forget_ratios"][0])
-    inputs = {"data": DATA_ROOT, "split": f"data/splits/forget_{ratio}.json", "base": base_input(wildcards)}
+    inputs = {"data": DATA_ROOT, "validated": VALIDATED, "split": f"data/splits/forget_{ratio}.json", "base": base_input(wildcards)}
     if run != "base":
         inputs["run"] = f"results/models/{wildcards.model}/{run}"
     return inputs

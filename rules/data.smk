@@ -4,6 +4,7 @@
 
 localrules:
     prepare_data,
+    validate_data,
     make_split,
     fetch_model,
 
@@ -22,9 +23,31 @@ rule prepare_data:
         "../workflow_scripts/prepare_data.py"
 
 
+# Everything the study reads, validated on the submitting node before any training job (every consumer takes
+# its facts file as input): a bad file stops the run here, naming file, row, ID and field.
+rule validate_data:
+    input:
+        data=DATA_ROOT,
+    output:
+        facts=VALIDATED,
+        report=report("results/data/load_report.html", category="Data", caption="../report/data.rst"),
+    params:
+        names=names_override(),
+        names_required=text_formats_used(),
+        corpora=training_corpora(),
+        code=code_version(*CODE_COMMON, "workflow_scripts/validate_data.py"),
+    conda:
+        "../envs/mmunlearn.yaml"
+    log:
+        "logs/validate_data.log",
+    script:
+        "../workflow_scripts/validate_data.py"
+
+
 rule make_split:
     input:
         data=DATA_ROOT,
+        validated=VALIDATED,
     output:
         split="data/splits/forget_{ratio}.json",
     params:

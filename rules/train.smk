@@ -3,6 +3,7 @@
 rule pretrain_tiny_base:
     input:
         data=DATA_ROOT,
+        validated=VALIDATED,
     output:
         run=directory("results/models/{model}/base"),
     params:
@@ -24,6 +25,7 @@ rule pretrain_tiny_base:
 rule finetune_vanilla:
     input:
         data=DATA_ROOT,
+        validated=VALIDATED,
         base=base_input,
     output:
         run=directory("results/models/{model}/vanilla"),
@@ -48,6 +50,7 @@ rule finetune_vanilla:
 rule finetune_oracle:
     input:
         data=DATA_ROOT,
+        validated=VALIDATED,
         base=base_input,
         split="data/splits/forget_{ratio}.json",
     output:

@@ -4,6 +4,7 @@
 rule unlearn:
     input:
         data=DATA_ROOT,
+        validated=VALIDATED,
         base=base_input,
         split="data/splits/forget_{ratio}.json",
         vanilla="results/models/{model}/vanilla",

@@ -31,7 +31,7 @@ def test_corrupt_image_names_row_id_and_field(small_data, tmp_path):
 
     f = _copy_with(small_data / "MLLMU-Bench/Full_Set", tmp_path / "Full_Set", corrupt)
     with pytest.raises(DataError) as err:
-        read_benchmark_folder(f.parent)
+        read_benchmark_folder(f.parent, decode_images=True)
     msg = str(err.value)
     assert "row 2" in msg and "field 'image'" in msg and "cannot be decoded" in msg
 

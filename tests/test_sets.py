@@ -25,7 +25,7 @@ def _twin_copy(small_data, tmp_path):
 
 def test_vanilla_set_is_every_fictitious_profile_with_names(small_data):
     profiles = vanilla_set(small_data)
-    assert len(profiles) == 20 and all(p.name() and p.qa for p in profiles)
+    assert len(profiles) == 20 and all(p.name and p.qa for p in profiles)
 
 
 @pytest.mark.parametrize("ratio", [10, 25])  # 10: published baseline folders; 25: derived from ft_Data by ID
@@ -47,11 +47,11 @@ def test_training_rows_without_id_or_biography_are_joined_by_image(small_data, t
     assert sorted(p.id for p in sets["forget"]) == split["forget_ids"]
     reference = {p.id: p for p in vanilla_set(small_data)}
     for p in sets["forget"]:
-        assert p.biography == reference[p.id].biography and p.qa == reference[p.id].qa
+        assert p.name == reference[p.id].name and p.qa == reference[p.id].qa
     # the text-only variant can name the person
     items = items_for(sets["forget"], "qa_text", qa_prompt, rng=None)
     assert items and all(not it.images for it in items)
-    assert any(reference[sets["forget"][0].id].name() in it.prompt for it in items)
+    assert any(reference[sets["forget"][0].id].name in it.prompt for it in items)
 
 
 def test_training_row_that_matches_no_profile_is_named(small_data, tmp_path):
@@ -63,7 +63,7 @@ def test_training_row_that_matches_no_profile_is_named(small_data, tmp_path):
     Image.new("RGB", (32, 32), (1, 2, 3)).save(buf, format="PNG")  # nobody's face
     rows[3]["image"] = {"bytes": buf.getvalue(), "path": "x.png"}
     pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), f)
-    with pytest.raises(DataError, match=r"ft_Data, row 3, field 'image'.*no ID and its image matches no Full_Set"):
+    with pytest.raises(DataError, match=r"ft_Data/train-00000-of-00001.parquet, row 3, field 'image'.*no ID and its image matches no Full_Set"):
         vanilla_set(root)
 
 
@@ -72,7 +72,7 @@ def test_published_baseline_folder_that_disagrees_with_the_split_is_an_error(sma
     shutil.copy(next(root.glob("baseline_train_split/forget_5/*.parquet")),
                 next(root.glob("baseline_train_split/forget_10/*.parquet")))
     split = build_split(root / "MLLMU-Bench", 10, seed=2, fewshot=FEWSHOT)
-    with pytest.raises(DataError, match=r"forget_10.*not the split's 2 forget profiles"):
+    with pytest.raises(DataError, match=r"baseline_train_split/forget_10, field 'ID': its 1 profiles are not MLLMU-Bench/forget_10's 2"):
         split_sets(root, split)
 
 
@@ -87,7 +87,7 @@ def test_generation_and_cloze_training_formats_use_the_eval_prompts(small_data):
     assert gen[0].prompt == prompts.generation_prompt(qa.question, True) and gen[0].answer == qa.answer
     assert gen[0].images == (people[0].image,)
     cloze = items_for(people, "cloze_text", qa_prompt, rng=None)
-    name = people[0].name()
+    name = people[0].name
     assert cloze[0].prompt.startswith("USER:\n") and "[Blank]" in cloze[0].prompt and name in cloze[0].prompt
     assert cloze[0].answer == " " + qa.answer and not cloze[0].images
     assert prompts.CLOZE_INSTRUCTION in cloze[0].prompt

@@ -4,6 +4,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mmunlearn.data.names import name_from_questions
 from mmunlearn.data.schema import IMAGE_TEXT, TEXT, decode_image, read_benchmark_folder, read_training_folder
 from mmunlearn.data.synthetic import SyntheticSpec, generate
 
@@ -61,7 +62,7 @@ def test_images_identify_people_and_questions_do_not_name_them(small_data):
     test, _ = read_benchmark_folder(small_data / "MLLMU-Bench/Test_Set")
     assert len({p.image for p in full.values()}) == len(full)  # distinct per person
     for pid, p in full.items():
-        name = p.name()
+        name = name_from_questions(p.text_questions(), p.biography)
         assert name and name in p.biography
         assert all(name not in q.question for q in p.classification[IMAGE_TEXT])
         assert all(name in q.question for q in p.classification[TEXT])
@@ -108,7 +109,7 @@ def test_full_size_twin_has_the_papers_counts(tmp_path):
     full = read_benchmark_folder(bench / "Full_Set")[0]
     celebs = read_benchmark_folder(bench / "Retain_Set")[0]
     assert (len(full), len(celebs)) == (500, 153)
-    names = [p.name() for p in [*full.values(), *celebs.values()]]
+    names = [name_from_questions(p.text_questions(), p.biography) for p in [*full.values(), *celebs.values()]]
     assert len(set(names)) == 653 and all(names)
     assert [len(read_benchmark_folder(bench / f"forget_{r}")[0]) for r in (5, 10, 15)] == [25, 50, 75]
     assert [len(read_benchmark_folder(bench / f"retain_{r}")[0]) for r in (95, 90, 85)] == [475, 450, 425]

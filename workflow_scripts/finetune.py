@@ -3,6 +3,7 @@ A configured existing vanilla model (models.<m>.vanilla) is imported instead of 
 import json
 
 from mmunlearn.data.sets import folder_set, split_sets, vanilla_set
+from mmunlearn.data.validate import load_facts
 from mmunlearn.train.stages import finetune, import_vanilla
 from mmunlearn.workflow import resolved_config, setup
 
@@ -13,11 +14,13 @@ log = setup(smk, processes=1 if imported and not oracle else hp["processes"])
 if imported and not oracle:
     import_vanilla(imported, smk.output.run, resolved_config(smk), smk.params.seed)
 else:
+    facts = load_facts(smk.input.validated)  # whom each training row is about, and names (validate_data)
     if oracle:  # retain only (spec §4)
-        stage, profiles = "oracle", split_sets(data, json.load(open(smk.input.split)), ("retain",))["retain"]
+        split = json.load(open(smk.input.split))
+        stage, profiles = "oracle", split_sets(data, split, ("retain",), facts)["retain"]
     else:
-        stage, profiles = "vanilla", vanilla_set(data)
-    replay = folder_set(data, hp["mix"]["replay_data"]) if hp["mix"]["replay_fraction"] > 0 else []
+        stage, profiles = "vanilla", vanilla_set(data, facts)
+    replay = folder_set(data, hp["mix"]["replay_data"], facts) if hp["mix"]["replay_fraction"] > 0 else []
     log.info("%s fine-tune on %d profiles (+ replay of %d)", stage, len(profiles), len(replay))
     finetune(profiles, smk.params.model_cfg, smk.params.base_source, hp, smk.output.run, smk.params.seed,
              resolved_config(smk), stage, replay, checkpoint_root=smk.params.checkpoints)

@@ -2,13 +2,14 @@
 import json
 
 from mmunlearn.data.sets import split_sets
+from mmunlearn.data.validate import load_facts
 from mmunlearn.train.stages import unlearn
 from mmunlearn.workflow import resolved_config, setup
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = setup(smk, processes=smk.params.hp["processes"])
 # Published ratios: baseline_train_split, as the original's baseline scripts (spec §1.1); others: ft_Data by ID.
-sets = split_sets(smk.input.data, json.load(open(smk.input.split)))
+sets = split_sets(smk.input.data, json.load(open(smk.input.split)), facts=load_facts(smk.input.validated))
 log.info("%s (%s): forget %d profiles, retain %d", smk.wildcards.method, smk.wildcards.modality,
          len(sets["forget"]), len(sets["retain"]))
 unlearn(smk.wildcards.method, smk.wildcards.modality, sets["forget"], sets["retain"], smk.params.model_cfg,

@@ -3,12 +3,16 @@
 The same reader loads the real Hugging Face parquet files and the synthetic twin; nothing past the generator
 knows which one it is reading. Column names and nested structure follow ``shared/spec`` §1.2:
 
-- benchmark folders (Full_Set, forget_*, retain_*, Retain_Set): ``image`` {bytes, path}, ``ID``, ``biography``,
+- benchmark folders (Full_Set, forget_*, retain_*, Retain_Set): ``image`` {bytes, path}, ``ID``,
   ``Classification_Task`` {Image_Textual_Questions, Pure_Text_Questions: [{Question, Options{A..D},
   Correct_Answer}]}, ``Generation_Task`` and ``Mask_Task``: [{Question, Ground_Truth, Type}];
 - ``Test_Set``: the same, with ``images`` (a list of image structs) instead of ``image``;
 - training folders (ft_Data, baseline_train_split/*): ``image`` and ``metadata`` (a JSON string holding a list
   of {Question, Answer}).
+
+A column is required only where the code reads it from that folder; extra columns are fine. ``biography`` and
+a training row's ``ID`` are read where present (a cross-check of the name, the join to Full_Set) and never
+required: whether the real Test_Set and baseline files carry them is UNCONFIRMED.
 
 Fatal problems (the study would silently measure something else): a missing column, a wrong nested type, an
 undecodable image, a duplicated ID. Item-level problems (a ``Correct_Answer`` that is not an option key, a cloze
@@ -35,7 +39,7 @@ IMAGE_TEXT, TEXT = "image_text", "text"
 MODALITIES = (IMAGE_TEXT, TEXT)
 _TYPE_TO_MODALITY = {"Image_Textual": IMAGE_TEXT, "Pure_Text": TEXT}
 CLOZE_BLANK = "__"
-BENCH_COLUMNS = ("ID", "biography", "Classification_Task", "Generation_Task", "Mask_Task")
+BENCH_COLUMNS = ("ID", "Classification_Task", "Generation_Task", "Mask_Task")
 TRAIN_COLUMNS = ("image", "metadata")
 
 
@@ -80,6 +84,8 @@ class Profile:
     id: str
     images: list[bytes]
     biography: str = ""
+    name: str | None = None  # for the text-only variant: from the validated facts (data/names.py)
+    origin: tuple[str, int] = ("", -1)  # (file, row) it was read from, for error messages
     classification: dict[str, list[MCQuestion]] = field(default_factory=lambda: {m: [] for m in MODALITIES})
     generation: list[OpenQuestion] = field(default_factory=list)
     cloze: list[OpenQuestion] = field(default_factory=list)
@@ -89,25 +95,25 @@ class Profile:
     def image(self) -> bytes:
         return self.images[0]
 
-    def name(self) -> str | None:
-        """The person's name, taken from the biography's first sentence ("<Name> is ...").
-
-        UNCONFIRMED for the real data: the biographies we know of open with the name; the text-only unlearning
-        variant uses it to rewrite image-referring questions.
-        """
-        head = self.biography.split(" is ", 1)[0].strip()
-        return head if head and len(head.split()) <= 5 else None
+    def text_questions(self) -> list[str]:
+        """Every question asked without the image: they name the person (data/names.py)."""
+        return ([q.question for q in self.classification[TEXT]]
+                + [q.question for q in self.generation + self.cloze if q.modality == TEXT])
 
 
 @dataclass
 class LoadReport:
+    """What reading one file found: its rows, and every item skipped, with where and why."""
+
     file: str
     rows: int = 0
     skipped: Counter = field(default_factory=Counter)
+    items: list[dict] = field(default_factory=list)
 
-    def skip(self, reason: str, where: str) -> None:
+    def skip(self, reason: str, row: int, pid: str | None, field_name: str) -> None:
         self.skipped[reason] += 1
-        log.warning("%s: skipped %s (%s)", self.file, where, reason)
+        self.items.append({"file": self.file, "row": row, "id": pid, "field": field_name, "reason": reason})
+        log.warning("%s: skipped row %d ID %s %s (%s)", self.file, row, pid, field_name, reason)
 
 
 def decode_image(data: bytes) -> Image.Image:
@@ -116,9 +122,12 @@ def decode_image(data: bytes) -> Image.Image:
     return img.convert("RGB")
 
 
-def _image_bytes(value, file, row, pid, field_name) -> bytes:
+def _image_bytes(value, file, row, pid, field_name, decode: bool) -> bytes:
+    """The image's bytes; ``decode``: fully decode it first (validation), else trust the validated data."""
     if not isinstance(value, dict) or not isinstance(value.get("bytes"), (bytes, bytearray)):
         raise DataError(file, field_name, "expected an image struct {bytes, path} with bytes", row, pid)
+    if not decode:
+        return bytes(value["bytes"])
     try:
         decode_image(value["bytes"])
     except Exception as exc:  # PIL raises many types for corrupt data
@@ -180,7 +189,7 @@ def _parse_mc(items, file, row, pid, field_name, report: LoadReport) -> list[MCQ
                 file, where, "expected {Question: str, Options: {A..D: str}, Correct_Answer: str}", row, pid)
         options = {k: v for k, v in q["Options"].items() if v is not None}
         if q["Correct_Answer"].strip() not in options:
-            report.skip("Correct_Answer is not an option key", f"row {row} ID {pid} {where}")
+            report.skip("Correct_Answer is not an option key", row, pid, where)
             continue
         out.append(MCQuestion(q["Question"], options, q["Correct_Answer"].strip()))
     return out
@@ -195,7 +204,7 @@ def _parse_open(items, file, row, pid, field_name, report: LoadReport, cloze: bo
                 and isinstance(q.get("Ground_Truth"), str) and isinstance(q.get("Type"), str),
                 file, where, "expected {Question: str, Ground_Truth: str, Type: str}", row, pid)
         if cloze and CLOZE_BLANK not in q["Question"]:
-            report.skip("cloze question without its __ blank", f"row {row} ID {pid} {where}")
+            report.skip("cloze question without its __ blank", row, pid, where)
             continue
         # The original code treats every Type other than "Image_Textual" as text (spec §1.2).
         modality = _TYPE_TO_MODALITY.get(q["Type"], TEXT)
@@ -203,8 +212,9 @@ def _parse_open(items, file, row, pid, field_name, report: LoadReport, cloze: bo
     return out
 
 
-def read_benchmark_folder(folder: str | Path) -> tuple[dict[str, Profile], list[LoadReport]]:
-    """Read one benchmark folder (Full_Set, forget_*, retain_*, Test_Set, Retain_Set) into profiles by ID."""
+def read_benchmark_folder(folder: str | Path, decode_images: bool = False) -> tuple[dict[str, Profile], list[LoadReport]]:
+    """Read one benchmark folder (Full_Set, forget_*, retain_*, Test_Set, Retain_Set) into profiles by ID.
+    ``decode_images``: decode every image fully (the validation pass); jobs after it read validated data."""
     profiles: dict[str, Profile] = {}
     reports = []
     for file in parquet_files(folder):
@@ -212,14 +222,17 @@ def read_benchmark_folder(folder: str | Path) -> tuple[dict[str, Profile], list[
         # Test_Set rows carry a list ``images``; the others one ``image`` (spec §1.2)
         image_col, rows = _read_rows(file, BENCH_COLUMNS, ("image", "images"))
         for r, row in rows:
+            _expect(isinstance(row["ID"], (str, int)) and str(row["ID"]).strip(), file, "ID",
+                    f"expected a non-empty string, got {row['ID']!r}", r, None)
             pid = str(row["ID"])
             _expect(pid not in profiles, file, "ID", "duplicated ID", r, pid)
             if image_col == "images":
                 _expect(isinstance(row["images"], list) and row["images"], file, "images",
                         "expected a non-empty list of image structs", r, pid)
-                images = [_image_bytes(v, file, r, pid, f"images[{i}]") for i, v in enumerate(row["images"])]
+                images = [_image_bytes(v, file, r, pid, f"images[{i}]", decode_images)
+                          for i, v in enumerate(row["images"])]
             else:
-                images = [_image_bytes(row["image"], file, r, pid, "image")]
+                images = [_image_bytes(row["image"], file, r, pid, "image", decode_images)]
             ct = row["Classification_Task"]
             _expect(isinstance(ct, dict), file, "Classification_Task", "expected a struct", r, pid)
             classification = {
@@ -229,7 +242,7 @@ def read_benchmark_folder(folder: str | Path) -> tuple[dict[str, Profile], list[
                                 "Classification_Task.Pure_Text_Questions", report),
             }
             profiles[pid] = Profile(
-                id=pid, images=images, biography=str(row.get("biography") or ""),
+                id=pid, images=images, biography=str(row.get("biography") or ""), origin=(str(file), r),
                 classification=classification,
                 generation=_parse_open(row["Generation_Task"], file, r, pid, "Generation_Task", report, False),
                 cloze=_parse_open(row["Mask_Task"], file, r, pid, "Mask_Task", report, True),
@@ -239,7 +252,7 @@ def read_benchmark_folder(folder: str | Path) -> tuple[dict[str, Profile], list[
     return profiles, reports
 
 
-def read_training_folder(folder: str | Path) -> tuple[list[Profile], list[LoadReport]]:
+def read_training_folder(folder: str | Path, decode_images: bool = False) -> tuple[list[Profile], list[LoadReport]]:
     """Read a training folder (ft_Data, baseline_train_split/forget_*, retain_*): image + metadata QA pairs."""
     profiles = []
     reports = []
@@ -249,7 +262,7 @@ def read_training_folder(folder: str | Path) -> tuple[list[Profile], list[LoadRe
             # ID is UNCONFIRMED for the training files: "" where absent (``sets.identify`` joins by image).
             pid = str(row["ID"]) if row.get("ID") is not None else ""
             where = pid or None
-            image = _image_bytes(row["image"], file, r, where, "image")
+            image = _image_bytes(row["image"], file, r, where, "image", decode_images)
             _expect(isinstance(row["metadata"], str), file, "metadata", "expected a JSON string", r, where)
             try:
                 pairs = json.loads(row["metadata"])
@@ -261,10 +274,11 @@ def read_training_folder(folder: str | Path) -> tuple[list[Profile], list[LoadRe
                 _expect(isinstance(p, dict), file, f"metadata[{i}]", "expected {Question, Answer}", r, where)
                 q, a = str(p.get("Question") or "").strip(), str(p.get("Answer") or "").strip()
                 if not q or not a:  # the original drops these too (spec §2.1)
-                    report.skip("empty Question or Answer", f"row {r} ID {pid} metadata[{i}]")
+                    report.skip("empty Question or Answer", r, where, f"metadata[{i}]")
                     continue
                 qa.append(QAPair(q, a))
-            profiles.append(Profile(id=pid, images=[image], biography=str(row.get("biography") or ""), qa=qa))
+            profiles.append(Profile(id=pid, images=[image], biography=str(row.get("biography") or ""), qa=qa,
+                                    origin=(str(file), r)))
             report.rows += 1
         reports.append(report)
     return profiles, reports

@@ -62,6 +62,10 @@ def build_split(bench_root: str | Path, ratio: int, seed: int, fewshot: dict[str
         for pid, imgs in zip(table.column("ID").to_pylist(), table.column("images").to_pylist()):
             if str(pid) in forget_set:
                 test_images[str(pid)] = rng.randrange(len(imgs))
+    absent = sorted(forget_set - set(test_images))
+    if absent:
+        raise DataError(bench_root / "Test_Set", "ID", f"{len(absent)} of the {ratio} % forget IDs have no Test_Set "
+                        f"row, e.g. {absent[:3]}: the Test set cannot be evaluated")
     # Few-shot pools follow the original (spec §2.5): the evaluated split's own IDs (forget IDs for test).
     pools = {"forget": forget, "test": forget, "retain": retain, "celebrity": celebrity}
     fewshot_ids = {split: {task: sorted(rng.sample(sorted(pool), min(k, len(pool))))

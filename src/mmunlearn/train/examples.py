@@ -4,7 +4,7 @@ Formats (each a documented option of the data mix; all work on the real ``metada
 
 - ``qa``: the original's sample, ``USER: <image>\\n{Question}\\nASSISTANT: {Answer}`` (spec §2.1);
 - ``qa_text``: the same fact as text with the person named and no image: the text-only variant. The name comes
-  from the profile's biography (``Profile.name``) and replaces the phrases that point at the image;
+  from the validated facts (``Profile.name``, data/names.py) and replaces the phrases that point at the image;
 - ``mcq``: the classification prompt format built from a QA pair, with three distractors drawn from the answers
   other profiles give to the same QA slot, options shuffled (``mcq`` with image, ``mcq_text`` without);
 - ``gen``: the QA pair in the generation task's prompt (the question + "Answer the question ... in one
@@ -47,9 +47,10 @@ def items_for(profiles: list[Profile], fmt: str, train_prompt, rng: random.Rando
     with_image = not fmt.endswith("_text")
     out = []
     for p in profiles:
-        name = p.name()
+        name = p.name
         if not with_image and not name:
-            raise ValueError(f"profile {p.id}: no name found in its biography for the text-only variant")
+            raise ValueError(f"profile {p.id}: no name known for the text-only variant (validate_data derives it "
+                             f"from the Pure_Text questions; data.names overrides)")
         for slot, qa in enumerate(p.qa):
             question = qa.question if with_image else name_the_person(qa.question, name)
             images = (p.image,) if with_image else ()
