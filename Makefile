@@ -11,7 +11,7 @@ TORCH_BUILD ?= cpu
 TORCH_INDEX ?= https://download.pytorch.org/whl/$(TORCH_BUILD)
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: venv demo test test-fast test-slurm lint dryrun-paper pull push bench bench-data bench-train bench-eval clean-demo
+.PHONY: venv demo test test-fast test-slurm lint dryrun-paper pull push bench bench-data bench-train bench-eval bench-judge clean-demo
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,7 +62,7 @@ push: venv
 
 # Benchmarks (bench/): measured, not asserted; each prints its numbers as JSON. The last line of `make bench`
 # is the evaluation speed-up (also in results/bench.json as "eval_speedup").
-bench: bench-data bench-train bench-eval
+bench: bench-data bench-train bench-judge bench-eval
 
 bench-data: venv
 	$(BIN)/python bench/load_data.py
@@ -72,6 +72,10 @@ bench-train: venv
 
 bench-eval: venv
 	$(BIN)/python bench/eval_speed.py
+
+# judge jobs per second through Snakemake against the loopback judge server (start-up vs request time)
+bench-judge: venv
+	$(BIN)/python bench/judge_speed.py
 
 clean-demo:
 	rm -rf data/demo data/splits results/models results/eval results/summary.csv logs .snakemake

@@ -63,7 +63,8 @@ def code_version(*paths):
 PKG = "src/mmunlearn"
 CODE_COMMON = [f"{PKG}/io.py", f"{PKG}/workflow.py", f"{PKG}/data", f"{PKG}/models"]
 CODE_TRAIN = [*CODE_COMMON, f"{PKG}/train"]
-CODE_EVAL = [*CODE_COMMON, f"{PKG}/eval"]
+# the evaluation's modules; the judge's own (eval/judge.py) is not one: editing it reruns the judge jobs only
+CODE_EVAL = [*CODE_COMMON, *(f"{PKG}/eval/{m}.py" for m in ("__init__", "decode", "identity", "runner", "tasks"))]
 
 
 def eval_config(model):

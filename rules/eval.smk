@@ -25,7 +25,9 @@ rule evaluate:
 
 
 # The factuality judge reads the generation samples and calls an OpenAI-compatible endpoint: it needs the
-# internet, not a GPU, so it runs on the submitting node. Replies are cached under judge.cache_dir.
+# internet, not a GPU, so it runs on the submitting node. Replies are cached under judge.cache_dir. Whether the
+# key is set (never the key) is a param: a key set later rescores the "not scored" results, and a key unset
+# later reruns the jobs from the reply cache, which keeps every score already paid for (eval/judge.py).
 localrules:
     judge,
 
@@ -38,8 +40,10 @@ rule judge:
         samples="results/eval/{model}/{run}/{split}.factuality.jsonl",
     params:
         judge_cfg=config["judge"],
+        judge_key_set=bool(os.environ.get(config["judge"]["api_key_env"])),
         seed=SEED,
-        code=code_version(f"{PKG}/io.py", f"{PKG}/eval/judge.py", "workflow_scripts/judge.py"),
+        code=code_version(f"{PKG}/io.py", f"{PKG}/workflow.py", f"{PKG}/eval/judge.py", f"{PKG}/eval/identity.py",
+                          "workflow_scripts/judge.py"),
     conda:
         "../envs/mmunlearn.yaml"
     log:

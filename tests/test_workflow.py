@@ -185,6 +185,41 @@ def test_judge_rule_scores_through_a_chat_completions_endpoint(workdir):
         assert key not in path.read_text(errors="ignore"), path
 
 
+def test_a_key_set_later_rescores_only_the_judge_jobs(workdir):
+    """Issue 13 (4): run without the key (not scored), set it and run the same command: the judge job reruns and
+    scores, nothing else reruns, a third run has nothing to do; unset the key: the job reruns from the reply
+    cache, same scores, nothing sent."""
+    from judge_server import JudgeServer
+
+    key, target = "sk-later-9e2b", "results/eval/tiny-llava/base/forget_10.factuality.json"
+    with JudgeServer(key) as server:
+        # a model of its own: its reply cache starts empty whatever the other tests cached
+        (workdir / "judge_later.yaml").write_text(
+            f"judge:\n  model: later-judge\n  base_url: {server.url}\n  api_key_env: MMU_JUDGE_LATER_KEY\n")
+        cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", "judge_later.yaml", "--cores",
+               "2", target]
+
+        def run(with_key: bool) -> tuple[dict, dict]:
+            env = {k: v for k, v in os.environ.items() if k != "MMU_JUDGE_LATER_KEY"}
+            result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300,
+                                    env={**env, "MMU_JUDGE_LATER_KEY": key} if with_key else env)
+            assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+            return job_counts(result.stdout + result.stderr), json.loads((workdir / target).read_text())
+
+        counts, doc = run(with_key=False)
+        assert counts == {"judge": 1, "total": 1} and server.requests == []
+        assert doc["status"].startswith("not scored: no API key in $MMU_JUDGE_LATER_KEY")
+        counts, doc = run(with_key=True)
+        assert counts == {"judge": 1, "total": 1}, counts
+        assert doc["status"] == "scored" and len(server.requests) == 8
+        assert run(with_key=True)[0] == {}
+        counts, unkeyed = run(with_key=False)
+        assert counts == {"judge": 1, "total": 1} and unkeyed["results"] == doc["results"]
+        assert len(server.requests) == 8
+    for path in [*workdir.glob("results/**/*.json*"), *workdir.glob("logs/**/*.log"), *workdir.glob(".snakemake/**/*")]:
+        assert path.is_dir() or key not in path.read_text(errors="ignore"), path
+
+
 def test_tables_and_figures_from_the_summary(workdir):
     result = snakemake(workdir, "results/tables", "results/figures", timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

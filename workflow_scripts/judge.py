@@ -1,8 +1,9 @@
-"""Factuality of one evaluation's generated answers, scored by the configured judge (or "not scored")."""
+"""Factuality of one evaluation's generated answers, scored by the configured judge (or "not scored").
+Imports nothing heavy (no torch, transformers, PIL): a judge job's time is the endpoint's, not its start-up."""
 import json
 
+from mmunlearn.eval.identity import run_identity
 from mmunlearn.eval.judge import JudgeConfig, factuality
-from mmunlearn.eval.runner import run_identity
 from mmunlearn.io import provenance, write_json_atomic, write_text_atomic
 from mmunlearn.workflow import resolved_config, setup
 

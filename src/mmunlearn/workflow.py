@@ -1,6 +1,6 @@
 """What every workflow script does first: log to its Snakemake log (and stderr), use exactly the job's
 ``threads`` for torch, so parallel jobs do not oversubscribe the cores, and, for a training stage configured
-with ``processes: N > 1``, run as N data-parallel processes."""
+with ``processes: N > 1``, run as N data-parallel processes. Importing this module loads nothing heavy."""
 
 from __future__ import annotations
 
@@ -27,12 +27,22 @@ def setup(smk, processes: int = 1) -> logging.Logger:
         handlers.append(logging.FileHandler(smk.log[0], mode="w"))
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
-    import torch
-
-    torch.set_num_threads(max(1, int(smk.threads)))
+    threads = max(1, int(smk.threads))
+    # The job's threads for torch without importing it (2+ s a light job such as the judge never needs): torch
+    # sizes its thread pool from OMP_NUM_THREADS when it starts, which covers an import after this line; a
+    # script that has already imported torch (its modules do so at the top) is told directly.
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
     log = logging.getLogger(f"mmunlearn.rule.{smk.rule}")
     log.info("rule %s, wildcards %s, threads %d, processes %d", smk.rule, dict(smk.wildcards), smk.threads,
              processes)
+
+    def log_failure(kind, value, tb):
+        # the error that ends a job belongs in its log (a cluster user reads logs/<rule>/, not Snakemake's stderr)
+        log.error("%s: %s", kind.__name__, value, exc_info=(kind, value, tb))
+
+    sys.excepthook = log_failure
     # Where the job runs and what it may reach: a cluster job reads the hub cache offline (cluster.offline_jobs)
     log.info("host %s, SLURM job %s, CUDA_VISIBLE_DEVICES=%s, hub %s, HF_HOME=%s", os.uname().nodename,
              os.environ.get("SLURM_JOB_ID", "-"), os.environ.get("CUDA_VISIBLE_DEVICES", "-"),

@@ -6,8 +6,21 @@ timeouts and dropped connections are retried with exponential backoff (the clien
 Retry-After) up to ``max_retries``. Every response is cached on disk keyed by the model and a hash of the full
 request, written atomically as it arrives, so a rerun or a crash never pays twice.
 
-The API key is read from the environment variable named by ``judge.api_key_env`` and handed to the client
-only: it is never logged or written. Without it, factuality is "not scored" (no number), and says why.
+The key and reruns. The API key is read from the environment variable named by ``judge.api_key_env`` and
+handed to the client only: it is never logged or written. Whether one is set (never its value) is a param of
+the judge rule, so setting a key later reruns the judge jobs, and so does unsetting it. Without a key the judge
+still serves the replies its cache holds and sends nothing: a result is scored iff every reply is cached, else
+it is "not scored: no API key in $X (N of M replies not cached)", never a number. So a key set later scores what
+was not scored (asking only for the missing replies), and a key unset later keeps every score already paid for.
+
+Replies. With ``json_mode`` (the default; the strict parser only, so the original's settings send the
+original's request) the request asks for a JSON object (``response_format={"type": "json_object"}``, and the
+system message says "JSON", which OpenAI requires). An endpoint that rejects it (a 400 naming response_format)
+is asked the same request again without it, and no request of the run sends it again. The cache key is the
+request as configured, so a rerun finds those replies too. The strict parser reads a JSON object (fenced or
+not) or a labelled score in free text with its markdown emphasis removed ("**Factuality Score:** 6/10",
+"Score: 8", "Factuality Score - 7"); a reply it cannot read as exactly one integer in 1-10 (two different scores,
+"8.5", "6-8", "11", "between 6 and 8") is unscored and counted, never guessed.
 """
 
 from __future__ import annotations
@@ -17,16 +30,17 @@ import json
 import logging
 import os
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.schema import MODALITIES
 from ..io import write_json_atomic
 
 log = logging.getLogger(__name__)
 
 SYSTEM = "You are an expert at evaluating the factuality of answers."
+JSON_HINT = " Reply with a JSON object."  # JSON mode only: OpenAI refuses it unless the messages say "JSON"
 # Our wording of the original's rubric (spec §6, which paraphrases eval_gpt.py).
 RUBRIC = """You will be given a question about a person, the answer a model generated, and the ground truth.
 Rate the factuality of the generated answer against the ground truth on a scale from 1 to 10:
@@ -58,6 +72,7 @@ class JudgeConfig:
     timeout_s: float = 60.0
     max_retries: int = 5
     score_parser: str = "strict"  # or "original"
+    json_mode: bool = True  # ask for a JSON reply (strict parser only); dropped if the endpoint rejects it
     cache_dir: str = "results/judge_cache"
 
     @classmethod
@@ -73,11 +88,21 @@ def judge_prompt(record: dict) -> str:
                          answer=record["parsed"], ground_truth=record["gold"])
 
 
+# A labelled score in free text once emphasis and quotes are gone: "Factuality Score: 8", "Score - 8",
+# "Factuality (1-10): 8/10", "Score: 8 out of 10". What would make the number ambiguous is captured with it
+# (a decimal, a range "6-8" / "6 to 8", a scale other than 10) so that the reply is left unscored.
+LABELLED_SCORE = re.compile(
+    r"\b(?:factuality(?:\s+score)?|score)(?:\s*\([^)]*\))?\s*[:=\-–—]\s*(?P<n>\d+(?:\.\d+)?)"
+    r"(?P<range>\s*(?:-|–|to)\s*\d+)?(?:\s*(?:/|out\s+of)\s*(?P<scale>\d+))?", re.IGNORECASE)
+MARKUP = re.compile(r'[*_`"]')  # markdown emphasis (**, __, *), code ticks and JSON quotes
+
+
 def parse_score(text: str, parser: str = "strict") -> tuple[int | None, str | None]:
     """(score, justification). ``original``: eval_gpt.py's rule, the first line containing "Factuality Score",
-    the text after its last ":" without commas, ``int()``. ``strict``: the JSON object if the reply holds one,
-    else the number after "Factuality Score":, and only 1-10. Anything else: (None, ...) = unscored."""
-    justification = next((ln.split(":", 1)[-1].strip(' "},') for ln in text.splitlines()
+    the text after its last ":" without commas, ``int()``. ``strict``: the "Factuality Score" of the JSON object
+    if the reply holds one (fenced or not) and it is a number, else the labelled scores of the text (module
+    docstring); exactly one integer in 1-10, else (None, ...) = unscored."""
+    justification = next((ln.split(":", 1)[-1].strip(' "},*_') for ln in text.splitlines()
                           if "Justification" in ln), None)
     if parser == "original":
         line = next((ln for ln in text.splitlines() if "Factuality Score" in ln), None)
@@ -88,19 +113,22 @@ def parse_score(text: str, parser: str = "strict") -> tuple[int | None, str | No
     if parser != "strict":
         raise ValueError(f"judge.score_parser must be strict or original, got '{parser}'")
     match = re.search(r"\{.*\}", text, re.DOTALL)
-    if match:
-        try:
-            obj = json.loads(match.group(0))
-            score = obj.get("Factuality Score")
-            if isinstance(score, str) and score.strip().isdigit():
-                score = int(score.strip())
-            if isinstance(score, int) and not isinstance(score, bool) and 1 <= score <= 10:
-                return score, obj.get("Justification", justification)
+    try:
+        obj = json.loads(match.group(0)) if match else {}
+    except ValueError:
+        obj = {}  # not JSON after all: the text rules read it
+    obj = obj if isinstance(obj, dict) else {}
+    justification = obj.get("Justification", justification)
+    score = obj.get("Factuality Score")
+    if score is not None and not isinstance(score, str):  # a JSON number decides; a string ("8/10") is text
+        valid = isinstance(score, int) and not isinstance(score, bool) and 1 <= score <= 10
+        return (score if valid else None), justification
+    scores = set()
+    for m in LABELLED_SCORE.finditer(MARKUP.sub("", text)):
+        if "." in m["n"] or m["range"] or m["scale"] not in (None, "10"):
             return None, justification
-        except (ValueError, AttributeError):
-            pass
-    m = re.search(r'Factuality Score"?\s*:\s*"?(\d+)\b', text)
-    score = int(m.group(1)) if m else None
+        scores.add(int(m["n"]))
+    score = scores.pop() if len(scores) == 1 else None  # none, or two different ones: unscored
     return (score if score is not None and 1 <= score <= 10 else None), justification
 
 
@@ -109,15 +137,22 @@ class Judge:
         self.cfg = cfg
         self.cache = Path(cfg.cache_dir) / re.sub(r"[^A-Za-z0-9._-]", "_", cfg.model)
         self._client = None
+        # The original's parser reads one line of the reply: a one-line JSON object would defeat it.
+        self.json_mode = cfg.json_mode and cfg.score_parser == "strict"
+        self._json_mode_rejected = threading.Event()  # the endpoint refused response_format: not sent again
 
     def api_key(self) -> str | None:
         return os.environ.get(self.cfg.api_key_env) or None
 
     def request(self, prompt: str) -> dict:
+        """The request as configured; it is also the cache key."""
         body = {"model": self.cfg.model, "max_tokens": self.cfg.max_tokens,
-                "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]}
+                "messages": [{"role": "system", "content": SYSTEM + (JSON_HINT if self.json_mode else "")},
+                             {"role": "user", "content": prompt}]}
         if self.cfg.temperature is not None:
             body["temperature"] = self.cfg.temperature
+        if self.json_mode:
+            body["response_format"] = {"type": "json_object"}
         return body
 
     def cache_path(self, body: dict) -> Path:
@@ -132,51 +167,69 @@ class Judge:
                                   max_retries=self.cfg.max_retries)
         return self._client
 
+    def send(self, body: dict) -> tuple[str, bool]:
+        """The endpoint's reply to ``body``, and whether it was sent with ``response_format``."""
+        from openai import BadRequestError
+
+        create = self.client().chat.completions.create
+        if "response_format" in body and not self._json_mode_rejected.is_set():
+            try:
+                return create(**body).choices[0].message.content or "", True
+            except BadRequestError as exc:
+                if "response_format" not in str(exc):
+                    raise
+                if not self._json_mode_rejected.is_set():
+                    log.warning("%s rejects JSON mode (%s): this run asks without response_format",
+                                self.cfg.base_url, exc)
+                self._json_mode_rejected.set()
+        plain = {k: v for k, v in body.items() if k != "response_format"}
+        return create(**plain).choices[0].message.content or "", False
+
     def complete(self, body: dict) -> str:
         """The judge's reply to one request: from the cache, else from the endpoint (then cached)."""
         path = self.cache_path(body)
         if path.is_file():
             return json.loads(path.read_text())["content"]
-        reply = self.client().chat.completions.create(**body)
-        content = reply.choices[0].message.content or ""
-        write_json_atomic(path, {"model": body["model"], "content": content})
+        content, json_mode = self.send(body)
+        write_json_atomic(path, {"model": body["model"], "content": content, "json_mode": json_mode})
         return content
 
-    def score_all(self, records: list[dict]) -> tuple[list[dict], dict]:
-        """Score every generation record; returns per-sample judgements and counts (requests made, cached)."""
-        bodies = [self.request(judge_prompt(r)) for r in records]
-        cached = sum(self.cache_path(b).is_file() for b in bodies)
+    def complete_all(self, bodies: list[dict]) -> list[str]:
         with ThreadPoolExecutor(max_workers=self.cfg.max_concurrency) as pool:
-            replies = list(pool.map(self.complete, bodies))
-        out = []
-        for r, reply in zip(records, replies):
-            score, why = parse_score(reply, self.cfg.score_parser)
-            out.append({"prompt_id": r["prompt_id"], "input_modality": r["input_modality"], "factuality": score,
-                        "justification": why, "judge_output": reply})
-        return out, {"items": len(records), "from_cache": cached, "requested": len(records) - cached}
+            return list(pool.map(self.complete, bodies))
+
+
+def _rows(gen: list[dict], scores: list[int | None]) -> list[dict]:
+    """Mean factuality per input modality; an item without a score is counted as unscored, never as a number."""
+    rows = []
+    for m in sorted({s["input_modality"] for s in gen}):
+        mine = [score for s, score in zip(gen, scores) if s["input_modality"] == m]
+        valid = [score for score in mine if score is not None]
+        rows.append({"input_modality": m, "task": "generation", "metric": "factuality",
+                     "value": sum(valid) / len(valid) if valid else None, "n": len(valid),
+                     "unscored": len(mine) - len(valid)})
+    return rows
 
 
 def factuality(samples: list[dict], cfg: JudgeConfig) -> tuple[list[dict], list[dict], str]:
     """Per-sample judgements, metric rows per input modality, and the status ("scored" or why not)."""
     gen = [s for s in samples if s.get("task") == "generation"]
     judge = Judge(cfg)
-    if judge.api_key() is None:
-        status = f"not scored: no API key in ${cfg.api_key_env}"
+    bodies = [judge.request(judge_prompt(r)) for r in gen]
+    uncached = sum(not judge.cache_path(b).is_file() for b in bodies)
+    if uncached and judge.api_key() is None:  # without a key the cache alone answers, and it cannot
+        status = f"not scored: no API key in ${cfg.api_key_env} ({uncached} of {len(gen)} replies not cached)"
         log.warning("factuality %s", status)
-        return [], [{"input_modality": m, "task": "generation", "metric": "factuality", "value": None, "n": 0,
-                     "unscored": sum(s["input_modality"] == m for s in gen)} for m in MODALITIES], status
-    judged, counts = judge.score_all(gen)
-    log.info("judge %s at %s: %d items, %d from the cache", cfg.model, cfg.base_url, counts["items"],
-             counts["from_cache"])
-    rows = []
-    for m in MODALITIES:
-        scores = [j["factuality"] for j in judged if j["input_modality"] == m]
-        valid = [s for s in scores if s is not None]
-        unscored = [j["prompt_id"] for j in judged if j["input_modality"] == m and j["factuality"] is None]
-        if unscored:
-            log.warning("%s: %d judge replies had no parseable score (not counted): %s", m, len(unscored),
-                        ", ".join(unscored[:10]))
-        rows.append({"input_modality": m, "task": "generation", "metric": "factuality",
-                     "value": sum(valid) / len(valid) if valid else None, "n": len(valid),
-                     "unscored": len(scores) - len(valid)})
-    return judged, rows, "scored"
+        return [], _rows(gen, [None] * len(gen)), status
+    log.info("judge %s at %s: %d items, %d from the cache%s", cfg.model, cfg.base_url, len(gen), len(gen) - uncached,
+             "" if uncached else " (nothing to send)")
+    judged = []
+    for r, reply in zip(gen, judge.complete_all(bodies)):
+        score, why = parse_score(reply, cfg.score_parser)
+        judged.append({"prompt_id": r["prompt_id"], "input_modality": r["input_modality"], "factuality": score,
+                       "justification": why, "judge_output": reply})
+    unscored = [j["prompt_id"] for j in judged if j["factuality"] is None]
+    if unscored:
+        log.warning("%d judge replies had no parseable score (not counted): %s", len(unscored),
+                    ", ".join(unscored[:10]))
+    return judged, _rows(gen, [j["factuality"] for j in judged]), "scored"

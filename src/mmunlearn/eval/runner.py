@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..data.schema import MODALITIES, read_benchmark_folder
 from ..models.registry import VisionLanguageModel
+from .identity import run_identity  # noqa: F401  (re-exported: evaluate.py and tests import it here)
 from .tasks import EvalContext, get_task, run_task
 
 log = logging.getLogger(__name__)
@@ -98,25 +99,3 @@ def evaluate_split(vlm: VisionLanguageModel, bench_root: str | Path, split: str,
                                if m["value"] is not None))
         stats[task_name] = dataclasses.asdict(ctx.stats)
     return samples, metrics, stats
-
-
-def run_identity(model: str, run: str, split: str, seed: int) -> dict:
-    """The summary.csv key columns of one evaluation, from the run and split names of the DAG.
-
-    Runs: ``base``, ``vanilla``, ``oracle_<ratio>``, ``<method>_<multimodal|text>_<ratio>``; splits:
-    ``<forget|test|retain>_<ratio>`` or ``celebrity``. ``forget_ratio`` is None where nothing depends on one
-    (base and vanilla on the celebrity set).
-    """
-    split_name, _, split_ratio = split.partition("_")
-    if run in ("base", "vanilla"):
-        method, modality, run_ratio = run, "none", None
-    elif run.startswith("oracle_"):
-        method, modality, run_ratio = "oracle", "none", run.split("_")[1]
-    else:
-        head, run_ratio = run.rsplit("_", 1)
-        method, modality = head.rsplit("_", 1)
-    ratio = split_ratio or run_ratio
-    if split_ratio and run_ratio and split_ratio != run_ratio:
-        raise ValueError(f"run {run} (ratio {run_ratio}) evaluated on split {split}")
-    return {"model": model, "method": method, "unlearn_modality": modality,
-            "forget_ratio": int(ratio) if ratio else None, "seed": seed, "split": split_name}
