@@ -1,4 +1,5 @@
 """Build the tiny LLaVA from config and pre-train it on the celebrity QA pairs (demo only)."""
+from mmunlearn.data.validate import load_facts
 from mmunlearn.train.stages import pretrain_tiny_base
 from mmunlearn.workflow import resolved_config, setup
 
@@ -6,4 +7,4 @@ smk = snakemake  # noqa: F821
 setup(smk)
 cfg = smk.params.model_cfg
 pretrain_tiny_base(smk.input.data, cfg, cfg["pretrain"], smk.output.run, smk.params.seed, resolved_config(smk),
-                   checkpoint_root=smk.params.checkpoints)
+                   checkpoint_root=smk.params.checkpoints, facts=load_facts(smk.input.validated))

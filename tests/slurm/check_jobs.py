@@ -11,7 +11,7 @@ from pathlib import Path
 
 GPU_RULES = {"finetune_vanilla", "finetune_oracle", "unlearn", "evaluate"}
 CPU_RULES = {"pretrain_tiny_base"}
-LOCAL_RULES = {"prepare_data", "make_split", "judge", "aggregate", "tables", "figures"}
+LOCAL_RULES = {"prepare_data", "validate_data", "make_split", "judge", "aggregate", "tables", "figures"}
 # the study in tests/slurm/config.yaml: base, vanilla, oracle_10, ga/npo multimodal x {forget_10, celebrity}
 # (then one evaluation resubmitted with the other GPU request form)
 EXPECTED = {"pretrain_tiny_base": 1, "finetune_vanilla": 1, "finetune_oracle": 1, "unlearn": 2, "evaluate": 11}

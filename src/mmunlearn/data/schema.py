@@ -24,7 +24,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,16 +124,33 @@ def decode_image(data: bytes) -> Image.Image:
     return img.convert("RGB")
 
 
-def _image_bytes(value, file, row, pid, field_name, decode: bool) -> bytes:
-    """The image's bytes; ``decode``: fully decode it first (validation), else trust the validated data."""
+def _undecodable(data: bytes) -> str | None:
+    """Why ``data`` is not a decodable image, or None. Decoding fully (``load``) catches truncated data."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+    except Exception as exc:  # PIL raises many types for corrupt data
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def _check_images(pending: list[tuple]) -> None:
+    """Decode every image of one file, ``pending`` = [(bytes, file, row, ID, field)], on threads (Pillow's
+    decoders release the GIL); the first undecodable one in row order is the error."""
+    if not pending:
+        return
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        for (_, file, row, pid, field_name), problem in zip(pending, pool.map(_undecodable, [p[0] for p in pending])):
+            if problem is not None:
+                raise DataError(file, field_name, f"image bytes cannot be decoded ({problem})", row, pid)
+
+
+def _image_bytes(value, file, row, pid, field_name, pending: list | None) -> bytes:
+    """The image's bytes; with ``pending`` (the validation pass) queued for decoding by ``_check_images``."""
     if not isinstance(value, dict) or not isinstance(value.get("bytes"), (bytes, bytearray)):
         raise DataError(file, field_name, "expected an image struct {bytes, path} with bytes", row, pid)
-    if not decode:
-        return bytes(value["bytes"])
-    try:
-        decode_image(value["bytes"])
-    except Exception as exc:  # PIL raises many types for corrupt data
-        raise DataError(file, field_name, f"image bytes cannot be decoded ({exc})", row, pid) from None
+    if pending is not None:
+        pending.append((value["bytes"], file, row, pid, field_name))
     return bytes(value["bytes"])
 
 
@@ -219,8 +238,11 @@ def read_benchmark_folder(folder: str | Path, decode_images: bool = False) -> tu
     reports = []
     for file in parquet_files(folder):
         report = LoadReport(str(file))
-        # Test_Set rows carry a list ``images``; the others one ``image`` (spec §1.2)
-        image_col, rows = _read_rows(file, BENCH_COLUMNS, ("image", "images"))
+        # Test_Set rows carry a list ``images`` (the original falls back to ``image``); the others one ``image``
+        # (spec §1.2). The first column named is the one a missing-column error names.
+        image_columns = ("images", "image") if Path(folder).name == "Test_Set" else ("image", "images")
+        image_col, rows = _read_rows(file, BENCH_COLUMNS, image_columns)
+        pending = [] if decode_images else None
         for r, row in rows:
             _expect(isinstance(row["ID"], (str, int)) and str(row["ID"]).strip(), file, "ID",
                     f"expected a non-empty string, got {row['ID']!r}", r, None)
@@ -229,10 +251,10 @@ def read_benchmark_folder(folder: str | Path, decode_images: bool = False) -> tu
             if image_col == "images":
                 _expect(isinstance(row["images"], list) and row["images"], file, "images",
                         "expected a non-empty list of image structs", r, pid)
-                images = [_image_bytes(v, file, r, pid, f"images[{i}]", decode_images)
+                images = [_image_bytes(v, file, r, pid, f"images[{i}]", pending)
                           for i, v in enumerate(row["images"])]
             else:
-                images = [_image_bytes(row["image"], file, r, pid, "image", decode_images)]
+                images = [_image_bytes(row["image"], file, r, pid, "image", pending)]
             ct = row["Classification_Task"]
             _expect(isinstance(ct, dict), file, "Classification_Task", "expected a struct", r, pid)
             classification = {
@@ -248,6 +270,7 @@ def read_benchmark_folder(folder: str | Path, decode_images: bool = False) -> tu
                 cloze=_parse_open(row["Mask_Task"], file, r, pid, "Mask_Task", report, True),
             )
             report.rows += 1
+        _check_images(pending)
         reports.append(report)
     return profiles, reports
 
@@ -258,11 +281,12 @@ def read_training_folder(folder: str | Path, decode_images: bool = False) -> tup
     reports = []
     for file in parquet_files(folder):
         report = LoadReport(str(file))
+        pending = [] if decode_images else None
         for r, row in _read_rows(file, TRAIN_COLUMNS)[1]:
             # ID is UNCONFIRMED for the training files: "" where absent (``sets.identify`` joins by image).
             pid = str(row["ID"]) if row.get("ID") is not None else ""
             where = pid or None
-            image = _image_bytes(row["image"], file, r, where, "image", decode_images)
+            image = _image_bytes(row["image"], file, r, where, "image", pending)
             _expect(isinstance(row["metadata"], str), file, "metadata", "expected a JSON string", r, where)
             try:
                 pairs = json.loads(row["metadata"])
@@ -280,5 +304,6 @@ def read_training_folder(folder: str | Path, decode_images: bool = False) -> tup
             profiles.append(Profile(id=pid, images=[image], biography=str(row.get("biography") or ""), qa=qa,
                                     origin=(str(file), r)))
             report.rows += 1
+        _check_images(pending)
         reports.append(report)
     return profiles, reports

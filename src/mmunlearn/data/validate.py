@@ -187,7 +187,11 @@ def validate(data_root: str | Path, names_override: dict | None = None, names_re
     for corpus in corpora:
         rows, reports = read_training_folder(root / corpus, decode_images=True)
         report.add(corpus, reports)
-        corpus_names[corpus] = [names.name_from_biography(p.biography) for p in rows]
+        # a row about a fictitious person (a corpus cut from ft_Data) has that person's name; others (the
+        # celebrities of a pre-training corpus) are named by their own biography
+        joined = [p.id if p.id in all_ids else by_image.get(_digest(p.image)) for p in rows]
+        corpus_names[corpus] = [names_by_id[pid] if pid else names.name_from_biography(p.biography)
+                                for p, pid in zip(rows, joined)]
         for p, name in zip(rows, corpus_names[corpus]):
             if name is None and names_required:
                 raise DataError(p.origin[0], "biography", "no name can be derived from the biography for the "

@@ -104,7 +104,7 @@ def _all_text(data_root: Path, corpus: str) -> list[str]:
 
 
 def pretrain_tiny_base(data_root: str | Path, model_cfg: dict, hp: dict, out_dir: str | Path, seed: int,
-                       config: dict, checkpoint_root: str | Path | None = None) -> dict:
+                       config: dict, checkpoint_root: str | Path | None = None, facts: dict | None = None) -> dict:
     """Build the tiny LLaVA from config and give it "pre-trained" knowledge: a full fine-tune on the celebrity
     QA pairs (``hp["data"]``: the twin's ``Pretrain_Set``) in every format, so that the Real-celebrity set
     measures knowledge the base had before fine-tuning, as in the paper, and LoRA starts from a model with
@@ -118,7 +118,7 @@ def pretrain_tiny_base(data_root: str | Path, model_cfg: dict, hp: dict, out_dir
     tokenizer = train_tokenizer(_all_text(data_root, corpus), tiny["vocab_size"], fam.name)
     model, processor = fam.build_tiny(tokenizer, tiny, seed)
     vlm = VisionLanguageModel(model, processor, model_cfg["family"])
-    celebrities = folder_set(data_root, corpus)
+    celebrities = folder_set(data_root, corpus, facts)
     items = build_mix(celebrities, hp["formats"], vlm.family.train_prompt, seed)
     encoded = encode_items(vlm, items, hp.get("append_eos", True), hp.get("max_length"))
     cfg = train_config(hp, seed)
