@@ -1,4 +1,6 @@
 # Training: tiny base (demo only), vanilla LoRA fine-tune on all fictitious profiles, oracle per forget ratio.
+# Priorities put the critical path first (base -> vanilla -> unlearn -> evaluate): with few cores the
+# evaluations of base and oracle fill the gaps instead of delaying the training the rest waits for.
 
 rule pretrain_tiny_base:
     input:
@@ -11,6 +13,7 @@ rule pretrain_tiny_base:
         seed=SEED,
         code=code_version(*CODE_TRAIN, "workflow_scripts/pretrain_tiny_base.py"),
         checkpoints="checkpoints/{model}/base",  # resumable state lives outside the outputs (deleted on failure)
+    priority: 50
     threads: job_threads("pretrain_tiny_base")
     resources:
         **job_resources("pretrain_tiny_base"),
@@ -36,6 +39,7 @@ rule finetune_vanilla:
         seed=SEED,
         code=code_version(*CODE_TRAIN, "workflow_scripts/finetune.py"),
         checkpoints="checkpoints/{model}/vanilla",
+    priority: 40
     threads: job_threads("finetune_vanilla")
     resources:
         **job_resources("finetune_vanilla", processes=lambda wc: config["finetune"]["processes"]),
@@ -62,6 +66,7 @@ rule finetune_oracle:
         seed=SEED,
         code=code_version(*CODE_TRAIN, "workflow_scripts/finetune.py"),
         checkpoints="checkpoints/{model}/oracle_{ratio}",
+    priority: 30
     threads: job_threads("finetune_oracle")
     resources:
         **job_resources("finetune_oracle", processes=lambda wc: config["oracle"]["processes"]),

@@ -18,6 +18,7 @@ rule unlearn:
         seed=SEED,
         code=code_version(*CODE_TRAIN, "workflow_scripts/unlearn.py"),
         checkpoints="checkpoints/{model}/{method}_{modality}_{ratio}",
+    priority: 20
     threads: job_threads("unlearn")
     resources:
         **job_resources("unlearn", processes=lambda wc: config["methods"][wc.method]["processes"]),

@@ -64,23 +64,41 @@ class TrainConfig:
     lr_step: str = "step"  # "step" | "epoch"
     checkpoint_every: int | None = None
     grad_accum: int = 1
+    group_by_length: bool = False  # batches of similar length (less padding); see _passes
     hp: dict = field(default_factory=dict)  # the loss's own hyper-parameters (beta, retain_weight, ...)
 
 
-def _passes(n: int, batch_size: int, rng: random.Random):
-    """Endless shuffled batches of indices, reshuffled every pass."""
+GROUP_SPAN = 16  # batches per length-sorted group (``group_by_length``)
+
+
+def _passes(n: int, batch_size: int, rng: random.Random, lengths: list[int] | None = None):
+    """Endless shuffled batches of indices, reshuffled every pass. With ``lengths`` (``group_by_length``): each
+    shuffled pass is cut into groups of ``GROUP_SPAN`` batches, each group sorted by length and cut into
+    batches, and the pass's batches shuffled again; a batch then holds items of similar length, so little of it
+    is padding, and every item is still seen once per pass in a seeded random order of batches."""
     while True:
         order = list(range(n))
         rng.shuffle(order)
-        for i in range(0, n, batch_size):
-            yield order[i:i + batch_size]
+        if lengths is None:
+            yield from (order[i:i + batch_size] for i in range(0, n, batch_size))
+            continue
+        span = batch_size * GROUP_SPAN
+        batches = []
+        for g in range(0, n, span):
+            group = sorted(order[g:g + span], key=lambda i: lengths[i])
+            batches += [group[i:i + batch_size] for i in range(0, len(group), batch_size)]
+        rng.shuffle(batches)
+        yield from batches
 
 
-def make_plan(sizes: dict[str, int], streams: tuple[str, ...], paired: dict[str, str], cfg: TrainConfig):
-    """The list of steps ({stream: item indices}) and each step's epoch number (1-based)."""
+def make_plan(sizes: dict[str, int], streams: tuple[str, ...], paired: dict[str, str], cfg: TrainConfig,
+              lengths: dict[str, list[int]] | None = None):
+    """The list of steps ({stream: item indices}) and each step's epoch number (1-based). ``lengths`` (tokens per
+    item, per stream) groups batches by length when ``cfg.group_by_length``."""
     rng = random.Random(cfg.seed)
     own = [s for s in streams if s not in paired]
-    iters = {s: _passes(sizes[s], cfg.batch_size, random.Random(rng.random())) for s in own}
+    by_length = lengths if cfg.group_by_length and lengths else {}
+    iters = {s: _passes(sizes[s], cfg.batch_size, random.Random(rng.random()), by_length.get(s)) for s in own}
     per_epoch = {s: math.ceil(sizes[s] / cfg.batch_size) for s in own}
     plan, epochs = [], []
     if cfg.schedule == "interleaved":
@@ -160,7 +178,8 @@ def train(vlm: VisionLanguageModel, method: str, streams: dict[str, list[Encoded
             raise ValueError(f"stream '{s}' must pair item by item with '{lead}'")
     world, rank = parallel_state()
     plan, epoch_of = make_plan({s: len(streams[s]) for s in spec.streams}, spec.streams, spec.paired,
-                               dataclasses.replace(cfg, batch_size=cfg.batch_size * world))
+                               dataclasses.replace(cfg, batch_size=cfg.batch_size * world),
+                               {s: [len(e.input_ids) for e in streams[s]] for s in spec.streams})
     groups = [list(range(i, min(i + cfg.grad_accum, len(plan)))) for i in range(0, len(plan), cfg.grad_accum)]
     epoch_of = [epoch_of[g[-1]] for g in groups]  # an optimiser step belongs to the epoch of its last micro-step
     total = len(groups)
