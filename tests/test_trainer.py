@@ -35,6 +35,35 @@ def test_plan_depends_on_the_seed_only():
     assert a != make_plan({"train": 9}, ("train",), {}, cfg(seed=4))
 
 
+def test_group_by_length_pads_less_and_still_sees_every_item_once_per_pass():
+    import random
+
+    rng = random.Random(0)
+    lengths = [rng.randint(10, 100) for _ in range(640)]
+    sizes, streams = {"train": 640}, ("train",)
+    plain, _ = make_plan(sizes, streams, {}, cfg(batch_size=8, epochs=3), {"train": lengths})
+    grouped, epochs = make_plan(sizes, streams, {}, cfg(batch_size=8, epochs=3, group_by_length=True),
+                                {"train": lengths})
+    # the flag off: the lengths change nothing (the plan every earlier run used)
+    assert plain == make_plan(sizes, streams, {}, cfg(batch_size=8, epochs=3))[0]
+    for epoch in (1, 2, 3):
+        seen = sorted(i for step, e in zip(grouped, epochs) if e == epoch for i in step["train"])
+        assert seen == list(range(640))
+
+    def padding(plan):  # padded tokens: what a batch pads up to its longest item
+        return sum(max(lengths[i] for i in s["train"]) * len(s["train"]) - sum(lengths[i] for i in s["train"])
+                   for s in plan)
+
+    assert padding(grouped) < 0.2 * padding(plain)
+    # still a seeded random order: not sorted overall, the same for the same seed, another for another seed
+    firsts = [lengths[s["train"][0]] for s in grouped[:80]]
+    assert firsts != sorted(firsts) and firsts != sorted(firsts, reverse=True)
+    assert grouped == make_plan(sizes, streams, {}, cfg(batch_size=8, epochs=3, group_by_length=True),
+                                {"train": lengths})[0]
+    assert grouped != make_plan(sizes, streams, {}, cfg(batch_size=8, epochs=3, group_by_length=True, seed=1),
+                                {"train": lengths})[0]
+
+
 def test_unknown_schedule():
     with pytest.raises(ValueError, match="unknown schedule"):
         make_plan({"train": 2}, ("train",), {}, cfg(schedule="zigzag"))

@@ -65,6 +65,7 @@ class TrainConfig:
     checkpoint_every: int | None = None
     grad_accum: int = 1
     group_by_length: bool = False  # batches of similar length (less padding); see _passes
+    length_chunks: int = 1  # nll only: each batch runs as N length-sorted chunks, same gradient (see _chunks)
     hp: dict = field(default_factory=dict)  # the loss's own hyper-parameters (beta, retain_weight, ...)
 
 
@@ -134,6 +135,19 @@ def _fingerprint(streams: dict[str, list[Encoded]]) -> str:
     return h.hexdigest()
 
 
+def _chunks(vlm: VisionLanguageModel, items: list[Encoded], n: int, labels: str) -> list[tuple[dict, float]]:
+    """One batch as ``n`` chunks of items of similar length, each collated on its own (so padded to its own
+    longest item, not the batch's), with its share of the batch's labelled tokens. The token-mean NLL of the
+    batch is the share-weighted sum of the chunks' token means: the same loss and gradient as the whole batch
+    (up to float rounding), with less padding to compute."""
+    ordered = sorted(items, key=lambda e: len(e.input_ids))
+    size = math.ceil(len(ordered) / n)
+    batches = [vlm.collate(ordered[i:i + size], "right", labels=labels) for i in range(0, len(ordered), size)]
+    counts = [int((b["labels"][:, 1:] != -100).sum()) for b in batches]
+    total = max(1, sum(counts))
+    return [(b, c / total) for b, c in zip(batches, counts)]
+
+
 class Checkpoints:
     """Checkpoints of one run in ``root/<key>/``; the key changes with anything that changes the result."""
 
@@ -170,6 +184,8 @@ def train(vlm: VisionLanguageModel, method: str, streams: dict[str, list[Encoded
     """Train ``vlm.model``'s trainable parameters with ``method``'s loss; returns the loss history. ``identity``
     names what the data fingerprint cannot see (the input models' content) for the checkpoint key."""
     spec = get_loss(method)
+    if cfg.length_chunks > 1 and method != "nll":
+        raise ValueError(f"length_chunks applies to the token-mean NLL of fine-tuning, not to '{method}'")
     missing = [s for s in spec.streams if not streams.get(s)]
     if missing:
         raise ValueError(f"method '{method}' needs non-empty data streams {missing}")
@@ -229,13 +245,22 @@ def train(vlm: VisionLanguageModel, method: str, streams: dict[str, list[Encoded
         losses, logs = [], {}
         for j, m in enumerate(micro):
             # this process's share of the global batch (every world-th item; never empty, DDP needs every rank)
-            batches = {s: vlm.collate([streams[s][i] for i in (idx[rank::world] or idx[-1:])], "right",
-                                      labels=cfg.labels) for s, idx in plan[m].items()}
-            sync = world == 1 or j == len(micro) - 1  # DDP all-reduces on the last micro-step only
-            with contextlib.nullcontext() if sync else model.no_sync():
-                loss, logs = spec.fn(model, batches, refs or {}, cfg.hp)
-                (loss / len(micro)).backward()
-            losses.append(loss.item())
+            mine = {s: [streams[s][i] for i in (idx[rank::world] or idx[-1:])] for s, idx in plan[m].items()}
+            if cfg.length_chunks > 1:
+                pieces = [({"train": b}, share) for b, share in _chunks(vlm, mine["train"], cfg.length_chunks,
+                                                                       cfg.labels)]
+            else:
+                pieces = [({s: vlm.collate(items, "right", labels=cfg.labels) for s, items in mine.items()}, 1.0)]
+            total = 0.0
+            for k, (batches, share) in enumerate(pieces):
+                # DDP all-reduces on the last piece of the last micro-step only
+                sync = world == 1 or (j == len(micro) - 1 and k == len(pieces) - 1)
+                with contextlib.nullcontext() if sync else model.no_sync():
+                    loss, logs = spec.fn(model, batches, refs or {}, cfg.hp)
+                    (loss * share / len(micro)).backward()
+                total += loss.item() * share
+            logs = {"nll": total} if len(pieces) > 1 else logs
+            losses.append(total)
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         lr = optimizer.param_groups[0]["lr"]
