@@ -124,3 +124,39 @@ def test_gradient_checkpointing_with_lora_gives_the_same_gradients():
     assert all(g.abs().sum() > 0 for n, g in grads[1].items() if "lora_B" in n)
     for name in grads[0]:
         assert torch.allclose(grads[0][name], grads[1][name], atol=1e-10), name
+
+
+@pytest.mark.parametrize("labels", ["answer", "all"])
+def test_length_chunks_give_the_whole_batch_gradient(vlm, labels):
+    """A batch run as length-sorted chunks (trainer._chunks), token-weighted, has the whole batch's loss and
+    gradient, whatever the chunk sizes (float64 model; the loss casts logits to float32, hence the tolerance);
+    and each chunk is padded to its own longest item only."""
+    from mmunlearn.train.losses import get_loss
+    from mmunlearn.train.trainer import _chunks
+
+    img = render_face(np.arange(48).reshape(4, 4, 3) % 255, 16)
+    items = [vlm.encode("USER: <image>\n" + "What is the job of this person? " * k + "\nASSISTANT:",
+                        " baker" * (1 + k % 3), (img,), append_eos=True) for k in range(7)]
+    items += [vlm.encode("USER:\nWhat is the job of Ann?\nASSISTANT:", " nurse pilot", (), append_eos=True)]
+    nll = get_loss("nll").fn
+    params = [p for p in vlm.model.parameters()]
+
+    def grads(pieces):
+        vlm.model.zero_grad()
+        total = 0.0
+        for batch, share in pieces:
+            loss, _ = nll(vlm.model, {"train": batch}, {}, {})
+            (loss * share).backward()
+            total += loss.item() * share
+        return total, [p.grad.clone() if p.grad is not None else None for p in params]
+
+    whole_loss, whole = grads([(vlm.collate(items, "right", labels=labels), 1.0)])
+    for n in (2, 3, 8):
+        pieces = _chunks(vlm, items, n, labels)
+        assert sum(share for _, share in pieces) == pytest.approx(1.0)
+        widths = [b["input_ids"].shape[1] for b, _ in pieces]
+        assert widths == sorted(widths) and widths[0] < max(len(e.input_ids) for e in items)
+        loss, chunked = grads(pieces)
+        assert loss == pytest.approx(whole_loss, rel=1e-6)
+        for a, b in zip(whole, chunked):
+            assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, rtol=1e-5, atol=1e-8))

@@ -82,3 +82,10 @@ def test_checkpoint_identity_follows_model_content(tmp_path):
     (base / "model.safetensors").write_bytes(b"v2")
     assert _identity(base) != first
     assert _identity("llava-hf/llava-1.5-7b-hf") == "llava-hf/llava-1.5-7b-hf" and _identity(None) is None
+
+
+def test_length_chunks_are_for_the_token_mean_nll_only():
+    from mmunlearn.train.trainer import train
+
+    with pytest.raises(ValueError, match="length_chunks applies to the token-mean NLL of fine-tuning, not to 'npo'"):
+        train(None, "npo", {}, cfg(length_chunks=2))
