@@ -160,3 +160,25 @@ def test_length_chunks_give_the_whole_batch_gradient(vlm, labels):
         assert loss == pytest.approx(whole_loss, rel=1e-6)
         for a, b in zip(whole, chunked):
             assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, rtol=1e-5, atol=1e-8))
+
+
+def test_training_with_length_chunks_ends_where_whole_batches_do():
+    """The trainer's loop with length_chunks (epoch-stepped schedule, checkpoints on): the same weights and
+    loss history as whole batches (float64), so the option is a speed setting only."""
+    from mmunlearn.train.trainer import TrainConfig, train
+
+    img = render_face(np.arange(48).reshape(4, 4, 3) % 255, 16)
+    results = []
+    for chunks in (1, 3):
+        tok = train_tokenizer(TEXTS, TINY["vocab_size"])
+        model, processor = build_tiny_llava(tok, TINY, seed=0)
+        vlm = VisionLanguageModel(model.to(torch.float64), processor, "llava")
+        items = [vlm.encode("USER: <image>\n" + "What is the job? " * (k % 4) + "\nASSISTANT:",
+                            " baker" * (1 + k % 3), (img,), append_eos=True) for k in range(12)]
+        cfg = TrainConfig(lr=1e-3, epochs=2, batch_size=6, seed=0, lr_step="epoch", checkpoint_every=1,
+                          length_chunks=chunks)
+        history = train(vlm, "nll", {"train": items}, cfg)
+        results.append(([p.detach().clone() for p in vlm.model.parameters()], [h["loss"] for h in history]))
+    (w1, h1), (w3, h3) = results
+    assert len(h1) == len(h3) == 4 and h3 == pytest.approx(h1, rel=1e-6)
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-8) for a, b in zip(w1, w3))

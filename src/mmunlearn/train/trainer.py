@@ -251,16 +251,16 @@ def train(vlm: VisionLanguageModel, method: str, streams: dict[str, list[Encoded
                                                                        cfg.labels)]
             else:
                 pieces = [({s: vlm.collate(items, "right", labels=cfg.labels) for s, items in mine.items()}, 1.0)]
-            total = 0.0
+            micro_loss = 0.0
             for k, (batches, share) in enumerate(pieces):
                 # DDP all-reduces on the last piece of the last micro-step only
                 sync = world == 1 or (j == len(micro) - 1 and k == len(pieces) - 1)
                 with contextlib.nullcontext() if sync else model.no_sync():
                     loss, logs = spec.fn(model, batches, refs or {}, cfg.hp)
                     (loss * share / len(micro)).backward()
-                total += loss.item() * share
-            logs = {"nll": total} if len(pieces) > 1 else logs
-            losses.append(total)
+                micro_loss += loss.item() * share
+            logs = {"nll": micro_loss} if len(pieces) > 1 else logs
+            losses.append(micro_loss)
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         lr = optimizer.param_groups[0]["lr"]
