@@ -130,14 +130,16 @@ def job_threads(rule):
     return lambda wc: rule_resources(RESOURCES, rule, wc.get("method"))["cpus"]
 
 
-def job_resources(rule, processes=lambda wc: 1):
+def job_resources(rule, processes=lambda wc: 1, units=1):
     """The rule's Snakemake resources from config (resources.<rule>, resources.<rule>:<method>, cluster.*), each
-    a function of the job's wildcards: GPUs, runtime, memory, partition, account, qos, GPU request form."""
+    a function of the job's wildcards: GPUs, runtime, memory, partition, account, qos, GPU request form. A job doing
+    ``units`` times the work the entry is sized for (an evaluation job of several splits) asks that times the
+    runtime."""
     keys = scheduler_resources(RESOURCES, CLUSTER, rule, None, 1)
     # a key a method's own entry drops (e.g. gpus: 0) becomes empty, which sbatch is then not given
     empty = {key: "" if isinstance(value, str) else 0 for key, value in keys.items()}
     return {key: (lambda wc, key=key: scheduler_resources(RESOURCES, CLUSTER, rule, wc.get("method"),
-                                                          processes(wc)).get(key, empty[key]))
+                                                          processes(wc), units).get(key, empty[key]))
             for key in keys}
 
 
@@ -189,13 +191,31 @@ def unlearn_refs(wildcards):
     return [f"results/models/{wildcards.model}/oracle_{wildcards.ratio}"] if "oracle" in refs else []
 
 
+def run_eval_outputs():
+    """The outputs of the per-run evaluation job, `evaluate`: metrics and samples of every split of a run that has a
+    forget ratio (``{stem}_{ratio}``: the oracle, each unlearned model), named by split. Celebrity does not depend on
+    the ratio but belongs to the run."""
+    out = {}
+    for s in STUDY["splits"]:
+        name = s if s == "celebrity" else f"{s}_{{ratio}}"
+        out[s] = f"results/eval/{{model}}/{{stem}}_{{ratio}}/{name}.json"
+        out[f"{s}_samples"] = f"results/eval/{{model}}/{{stem}}_{{ratio}}/{name}.samples.jsonl"
+    return out
+
+
+def eval_run(wildcards):
+    """The model run an evaluation job scores: ``run`` (evaluate_split) or ``{stem}_{ratio}`` (evaluate)."""
+    return wildcards.run if "run" in wildcards.keys() else f"{wildcards.stem}_{wildcards.ratio}"
+
+
 def eval_inputs(wildcards):
-    run, split = wildcards.run, wildcards.split
-    ratio = split.rsplit("_", 1)[1] if split != "celebrity" else None
-    if ratio is None and run not in ("base", "vanilla"):
+    run = eval_run(wildcards)
+    split = wildcards.get("split", "")
+    if run in ("base", "vanilla"):
+        # celebrity for base/vanilla uses the first ratio's split file only for its seeded few-shot choice
+        ratio = split.rsplit("_", 1)[1] if split != "celebrity" else str(STUDY["forget_ratios"][0])
+    else:
         ratio = run.rsplit("_", 1)[1]
-    # celebrity for base/vanilla uses the first ratio's split file only for its seeded few-shot choice
-    ratio = ratio or str(STUDY["forget_ratios"][0])
     inputs = {"data": DATA_ROOT, "validated": VALIDATED, "split": f"data/splits/forget_{ratio}.json", "base": base_input(wildcards)}
     if run != "base":
         inputs["run"] = f"results/models/{wildcards.model}/{run}"
@@ -216,8 +236,12 @@ def planned_jobs():
             jobs += [PlannedJob("unlearn", method, config["methods"][method]["processes"],
                                 done(f"{root}/{method}_{modality}_{r}"))
                      for method in STUDY["methods"] for modality in STUDY["unlearn_modalities"]]
+        # base and vanilla: a job per split; every other run: one job for all its splits (rules/eval.smk)
         jobs += [PlannedJob("evaluate", done=done(f"results/eval/{m}/{run}/{split}.json"))
-                 for run in run_names() for split in eval_splits(run)]
+                 for run in ("base", "vanilla") for split in eval_splits(run)]
+        jobs += [PlannedJob("evaluate", units=len(STUDY["splits"]),
+                            done=all(done(f"results/eval/{m}/{run}/{split}.json") for split in eval_splits(run)))
+                 for run in run_names() if run not in ("base", "vanilla")]
     return jobs
 
 
@@ -234,4 +258,5 @@ wildcard_constraints:
     method=r"[a-z][a-z0-9]*(_[a-z0-9]+)*?",
     modality=r"multimodal|text",
     run=r"base|vanilla|oracle_\d+|[a-z][a-z0-9_]*_(multimodal|text)_\d+",
+    stem=r"oracle|[a-z][a-z0-9_]*_(multimodal|text)",
     split=r"(forget|test|retain)_\d+|celebrity",

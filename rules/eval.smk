@@ -1,11 +1,14 @@
-# Evaluation: one job per (model run, split), both input modalities, every configured task.
+# Evaluation. A run with a forget ratio (the oracle, each unlearned model) is evaluated on all its splits in one
+# job, `evaluate`: its model is loaded once, and a job's start and model load cost more than a demo split's
+# evaluation (README "Demo time"). base and vanilla, whose forget/test/retain splits exist once per ratio, get a
+# job per split, `evaluate_split`. Both write the same files per split and take resources.evaluate, whose runtime
+# is per split (a job of k splits asks k times it).
 
 rule evaluate:
     input:
         unpack(eval_inputs),
     output:
-        metrics="results/eval/{model}/{run}/{split}.json",
-        samples="results/eval/{model}/{run}/{split}.samples.jsonl",
+        **run_eval_outputs(),
     params:
         model_cfg=lambda wc: config["models"][wc.model],
         base_source=lambda wc: base_source(wc.model),
@@ -15,13 +18,25 @@ rule evaluate:
         code=code_version(*CODE_EVAL, "workflow_scripts/evaluate.py"),
     threads: job_threads("evaluate")
     resources:
-        **job_resources("evaluate"),
+        **job_resources("evaluate", units=len(STUDY["splits"])),
     conda:
         "../envs/mmunlearn.yaml"
     log:
-        "logs/evaluate/{model}/{run}/{split}.log",
+        "logs/evaluate/{model}/{stem}_{ratio}.log",
     script:
         "../workflow_scripts/evaluate.py"
+
+
+use rule evaluate as evaluate_split with:
+    output:
+        metrics="results/eval/{model}/{run}/{split}.json",
+        samples="results/eval/{model}/{run}/{split}.samples.jsonl",
+    wildcard_constraints:
+        run="base|vanilla",
+    resources:
+        **job_resources("evaluate"),
+    log:
+        "logs/evaluate/{model}/{run}/{split}.log",
 
 
 # The factuality judge reads the generation samples and calls an OpenAI-compatible endpoint: it needs the

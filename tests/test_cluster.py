@@ -42,14 +42,16 @@ def test_gpu_request_forms_and_site_settings():
 
 def test_gpu_hour_estimate_counts_what_is_left():
     jobs = [PlannedJob("unlearn", "ga", done=True), PlannedJob("unlearn", "ga"), PlannedJob("unlearn", "kl_min"),
-            PlannedJob("evaluate"), PlannedJob("aggregate")]
+            PlannedJob("evaluate"), PlannedJob("evaluate", units=4, done=True), PlannedJob("aggregate")]
     rows = {r["rule"]: r for r in gpu_hour_estimate(jobs, RESOURCES)}
     assert set(rows) == {"unlearn:ga", "unlearn:kl_min", "evaluate"}  # CPU jobs cost no GPU-hours
     assert rows["unlearn:ga"]["jobs"] == 2 and rows["unlearn:ga"]["todo"] == 1
     assert rows["unlearn:ga"]["gpu_hours"] == 4.0 and rows["unlearn:ga"]["todo_gpu_hours"] == 2.0
-    assert rows["unlearn:kl_min"]["gpu_hours"] == 6.0 and rows["evaluate"]["gpu_hours"] == 3.0
+    # an evaluation job of 4 splits asks 4 x the per-split runtime
+    assert rows["unlearn:kl_min"]["gpu_hours"] == 6.0 and rows["evaluate"]["gpu_hours"] == 3.0 + 12.0
+    assert rows["evaluate"]["runtime_min"] == 720 and rows["evaluate"]["todo_gpu_hours"] == 3.0
     text = format_estimate(list(rows.values()))
-    assert "13.0" in text and "11.0" in text  # totals: all jobs, jobs still to run
+    assert "25.0" in text and "11.0" in text  # totals: all jobs, jobs still to run
     assert "no job of this config asks for a GPU" in format_estimate([])
 
 
@@ -72,6 +74,7 @@ def test_the_paper_dry_run_submits_gpu_rules_with_gpus(tmp_path):
         assert "gres=gpu:1" in resources[rule] and "slurm_account=lab42" in resources[rule], resources[rule]
         assert "slurm_partition=gpu" in resources[rule]
     assert "runtime=360" in resources["finetune_vanilla"] and "mem_mb=96000" in resources["unlearn"]  # NPO
+    assert "runtime=720" in resources["evaluate"]  # one job for the run's 4 splits: 4 x 180 min
     for rule in ("fetch_model", "prepare_data", "validate_data", "make_split"):  # localrules: nothing for sbatch
         assert "slurm" not in resources[rule] and "gpu" not in resources[rule]
 

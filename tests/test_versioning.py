@@ -61,11 +61,12 @@ def versions(tmp_path_factory):
 
 
 def test_a_hyperparameter_change_reruns_only_that_method(versions):
-    """dvc repro ran Snakemake; the GA edit reran GA's 2 unlearning jobs, their 8 evaluations and judgements,
+    """dvc repro ran Snakemake; the GA edit reran GA's 2 unlearning jobs, their evaluations (a job per run, 4
+    splits each) and 8 judgements,
     and the aggregation with its tables and figures, nothing else."""
     assert job_counts(versions["first"])["unlearn"] == 4
-    assert job_counts(versions["second"]) == {"unlearn": 2, "evaluate": 8, "judge": 8, "aggregate": 1, "tables": 1,
-                                              "figures": 1, "all": 1, "total": 22}
+    assert job_counts(versions["second"]) == {"unlearn": 2, "evaluate": 2, "judge": 8, "aggregate": 1, "tables": 1,
+                                              "figures": 1, "all": 1, "total": 16}
     v1 = run(versions["project"], "git", "show", "v1:dvc.lock")
     v2 = (versions["project"] / "dvc.lock").read_text()
     assert v1 != v2 and "results/summary.csv" in v2
@@ -94,19 +95,22 @@ def test_checkout_of_an_older_version_reproduces_its_summary_without_training(ve
 @pytest.mark.parametrize("change, expected", [
     # a method's hyper-parameter: its 2 unlearning runs (multimodal, text) and everything downstream of them
     (("config/demo.yaml", "npo: {lr: 1.0e-4", "npo: {lr: 2.0e-4"),
-     {"unlearn": 2, "evaluate": 8, "judge": 8, "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 22}),
+     {"unlearn": 2, "evaluate": 2, "judge": 8, "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 16}),
     # a workflow script: that rule's jobs only
     (("workflow_scripts/figures.py", "\n", "\n# an edit\n"), {"figures": 1, "all": 1, "total": 2}),
-    # package code a rule uses (decoding): every evaluation and what reads it, no training
+    # package code a rule uses (decoding): every evaluation (5 runs with a ratio, base and vanilla's 4 splits
+    # each) and what reads it, no training
     (("src/mmunlearn/eval/decode.py", "\n", "\n# an edit\n"),
-     {"evaluate": 28, "judge": 28, "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 60}),
+     {"evaluate": 5, "evaluate_split": 8, "judge": 28, "aggregate": 1, "tables": 1, "figures": 1, "all": 1,
+      "total": 45}),
     # a new method: only its jobs (+ the aggregation that now reads them)
     (("config/demo.yaml", "methods: [ga, npo]", "methods: [ga, npo, grad_diff]"),
-     {"unlearn": 2, "evaluate": 8, "judge": 8, "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 22}),
-    # a new forget ratio: its split, oracle, 4 unlearning runs, their 20 evaluations and base/vanilla's 6 new ones
+     {"unlearn": 2, "evaluate": 2, "judge": 8, "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 16}),
+    # a new forget ratio: its split, oracle, 4 unlearning runs, their 5 evaluation jobs (20 splits) and
+    # base/vanilla's 6 new splits
     (("config/demo.yaml", "forget_ratios: [10]\n  methods", "forget_ratios: [10, 20]\n  methods"),
-     {"make_split": 1, "finetune_oracle": 1, "unlearn": 4, "evaluate": 26, "judge": 26, "aggregate": 1,
-      "tables": 1, "figures": 1, "all": 1, "total": 62}),
+     {"make_split": 1, "finetune_oracle": 1, "unlearn": 4, "evaluate": 5, "evaluate_split": 6, "judge": 26,
+      "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 47}),
 ])
 def test_an_edit_in_the_fresh_clone_reruns_what_it_touches(versions, change, expected):
     clone = versions["clone"]

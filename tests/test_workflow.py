@@ -91,9 +91,10 @@ def test_editing_a_method_reruns_only_its_jobs(workdir):
     result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-2000:]
-    # exactly the 2 npo runs (multimodal, text), their 2 x 4 evaluations and judgements, and the aggregation
+    # exactly the 2 npo runs (multimodal, text), their 2 evaluation jobs (4 splits each), 2 x 4 judgements, and
+    # the aggregation
     counts = job_counts(out)
-    assert counts == {"unlearn": 2, "evaluate": 8, "judge": 8, "aggregate": 1, "total": 19}, out[-3000:]
+    assert counts == {"unlearn": 2, "evaluate": 2, "judge": 8, "aggregate": 1, "total": 13}, out[-3000:]
 
 
 def test_lint(workdir):

@@ -1,4 +1,5 @@
-"""Evaluate one model run on one split: per-sample JSONL and a metrics JSON with provenance."""
+"""Evaluate one model run on the splits its outputs name (all of the run's, or one): per split, a per-sample JSONL
+and a metrics JSON with provenance. The model is loaded once."""
 import json
 import os
 
@@ -10,16 +11,18 @@ from mmunlearn.workflow import resolved_config, setup
 smk = snakemake  # noqa: F821
 log = setup(smk)
 run_dir = smk.input.get("run")
+run = os.path.basename(run_dir) if run_dir else "base"
 split_info = json.load(open(smk.input.split))
 vlm = load_model(smk.params.model_cfg, smk.params.base_source, run_dir)
-split = smk.wildcards.split.split("_")[0]
-samples, metrics, decode_stats = evaluate_split(vlm, f"{smk.input.data}/MLLMU-Bench", split, split_info,
-                                                list(smk.params.tasks), smk.params.eval_cfg)
-identity = run_identity(smk.wildcards.model, smk.wildcards.run, smk.wildcards.split, smk.params.seed)
-write_text_atomic(smk.output.samples, "".join(json.dumps({**identity, **s}) + "\n" for s in samples))
-write_json_atomic(smk.output.metrics, {
-    **identity, "results": metrics, "decode": decode_stats,
-    "provenance": provenance(resolved_config(smk), seed=smk.params.seed, dtype=str(vlm.model.dtype),
-                             effective_batch_size=smk.params.eval_cfg["batch_size"], device=str(vlm.device),
-                             adapter_sha256=sha256_tree(f"{run_dir}/adapter")
-                             if run_dir and os.path.isdir(f"{run_dir}/adapter") else None)})
+adapter_sha256 = sha256_tree(f"{run_dir}/adapter") if run_dir and os.path.isdir(f"{run_dir}/adapter") else None
+for samples_path in [p for p in smk.output if p.endswith(".samples.jsonl")]:
+    split_name = os.path.basename(samples_path).removesuffix(".samples.jsonl")  # forget_10, celebrity, ...
+    samples, metrics, decode_stats = evaluate_split(vlm, f"{smk.input.data}/MLLMU-Bench", split_name.split("_")[0],
+                                                    split_info, list(smk.params.tasks), smk.params.eval_cfg)
+    identity = run_identity(smk.wildcards.model, run, split_name, smk.params.seed)
+    write_text_atomic(samples_path, "".join(json.dumps({**identity, **s}) + "\n" for s in samples))
+    write_json_atomic(samples_path.removesuffix(".samples.jsonl") + ".json", {
+        **identity, "results": metrics, "decode": decode_stats,
+        "provenance": provenance(resolved_config(smk), seed=smk.params.seed, dtype=str(vlm.model.dtype),
+                                 effective_batch_size=smk.params.eval_cfg["batch_size"], device=str(vlm.device),
+                                 adapter_sha256=adapter_sha256)})

@@ -31,13 +31,15 @@ def total_gpus(res: dict, processes: int = 1) -> int:
 
 
 def scheduler_resources(resources: dict, cluster: dict, rule: str, method: str | None = None,
-                        processes: int = 1) -> dict:
+                        processes: int = 1, units: int = 1) -> dict:
     """The Snakemake resources of one job. GPU jobs carry the GPU request in the form the site configured
     (``cluster.gpu_request``: ``gpu`` -> sbatch --gpus=[model:]N, ``gres`` -> --gres=gpu[:model]:N), the GPU
-    partition and the constraint; every job carries runtime, memory, partition, account and qos where set."""
+    partition and the constraint; every job carries runtime, memory, partition, account and qos where set. A job
+    of ``units`` times the work the entry is sized for (an evaluation of several splits) asks that times the
+    runtime."""
     res = rule_resources(resources, rule, method)
     gpus = total_gpus(res, processes)
-    out = {"runtime": int(res["runtime"]), "mem_mb": int(res["mem_mb"])}
+    out = {"runtime": int(res["runtime"]) * units, "mem_mb": int(res["mem_mb"])}
     partition = (cluster.get("gpu_partition") or cluster.get("partition")) if gpus else cluster.get("partition")
     if partition:
         out["slurm_partition"] = partition
@@ -64,6 +66,7 @@ class PlannedJob:
     method: str | None = None
     processes: int = 1
     done: bool = False  # its output exists already
+    units: int = 1  # times the work its resources entry is sized for (runtime scales with it)
 
 
 def gpu_hour_estimate(jobs: list[PlannedJob], resources: dict) -> list[dict]:
@@ -79,7 +82,8 @@ def gpu_hour_estimate(jobs: list[PlannedJob], resources: dict) -> list[dict]:
         row = rows.setdefault(key, {"rule": job.rule if job.method is None else f"{job.rule}:{job.method}",
                                     "jobs": 0, "todo": 0, "gpus": gpus, "runtime_min": res["runtime"],
                                     "gpu_mem_gb": res.get("gpu_mem_gb"), "gpu_hours": 0.0, "todo_gpu_hours": 0.0})
-        hours = gpus * res["runtime"] / 60
+        hours = gpus * res["runtime"] * job.units / 60
+        row["runtime_min"] = max(row["runtime_min"], res["runtime"] * job.units)  # the longest job's limit
         row["jobs"] += 1
         row["gpu_hours"] += hours
         if not job.done:

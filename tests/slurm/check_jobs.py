@@ -9,12 +9,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-GPU_RULES = {"finetune_vanilla", "finetune_oracle", "unlearn", "evaluate"}
+GPU_RULES = {"finetune_vanilla", "finetune_oracle", "unlearn", "evaluate", "evaluate_split"}
 CPU_RULES = {"pretrain_tiny_base"}
 LOCAL_RULES = {"prepare_data", "validate_data", "make_split", "judge", "aggregate", "tables", "figures"}
-# the study in tests/slurm/config.yaml: base, vanilla, oracle_10, ga/npo multimodal x {forget_10, celebrity}
-# (then one evaluation resubmitted with the other GPU request form)
-EXPECTED = {"pretrain_tiny_base": 1, "finetune_vanilla": 1, "finetune_oracle": 1, "unlearn": 2, "evaluate": 11}
+# the study in tests/slurm/config.yaml: base, vanilla, oracle_10, ga/npo multimodal x {forget_10, celebrity}:
+# base and vanilla a job per split (then one resubmitted with the other GPU request form), the others one per run
+EXPECTED = {"pretrain_tiny_base": 1, "finetune_vanilla": 1, "finetune_oracle": 1, "unlearn": 2, "evaluate": 3,
+            "evaluate_split": 5}
 FORMS = {"gres": re.compile(r"--gres[= ]gpu:1\b"), "gpu": re.compile(r"--gpus[= ]1\b")}
 
 

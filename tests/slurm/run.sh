@@ -152,7 +152,7 @@ submit() {  # submit GPU_REQUEST LOGNAME SNAKEMAKE_ARGS... : the users' command,
 }
 # the reduced study, GPUs requested as --gres=gpu:N; then one evaluation again with the gpu form (--gpus=N)
 submit gres snakemake.log results/summary.csv
-submit gpu snakemake-gpus.log results/eval/tiny-llava/vanilla/forget_10.json --forcerun evaluate
+submit gpu snakemake-gpus.log results/eval/tiny-llava/vanilla/forget_10.json --forcerun evaluate_split
 sacct -X -n -P -a --starttime="$RUN_START" \
     --format=JobID,Comment%200,State,AllocTRES%120,Account,QOS,Partition,SubmitLine%1000 > "$STATE/sacct.txt"
 "$PY" "$HERE/check_jobs.py" "$STATE/sacct.txt" "$WORK"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from .lora_merge import merge_lora, plain_lora_config
 from .registry import DTYPES, VisionLanguageModel, family
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,6 @@ def load_model(model_cfg: dict, base_source: str, run_dir: str | Path | None = N
     """Base model (or the imported full model the chain starts from) plus every adapter of ``run_dir``'s chain,
     merged into the weights. ``device_map`` (e.g. "auto" to shard one model over several GPUs) or, when None,
     the whole model on ``default_device()``."""
-    from peft import PeftModel
-
     fam = family(model_cfg["family"])
     torch_dtype = DTYPES[dtype or model_cfg["dtype"]]
     revision = model_cfg.get("revision") if model_cfg.get("source") == "hub" else None
@@ -67,6 +66,14 @@ def load_model(model_cfg: dict, base_source: str, run_dir: str | Path | None = N
         model.to(default_device())
     for adapter in chain:
         log.info("applying adapter %s", adapter)
+        plain, why_not = plain_lora_config(adapter) if merge else (None, "merge=False")
+        if plain is not None:
+            merge_lora(model, adapter, plain)  # what peft's merge computes, without importing peft (lora_merge.py)
+            continue
+        from peft import PeftModel
+
+        if merge:
+            log.info("merging through peft: %s", why_not)
         model = PeftModel.from_pretrained(model, adapter)
         if merge:
             model = model.merge_and_unload()
