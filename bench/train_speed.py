@@ -65,7 +65,9 @@ def main():
         vlm = VisionLanguageModel(model, processor, "llava")
         items = build_mix(profiles, ["qa", "qa_text"], vlm.family.train_prompt, 0)
         encoded = encode_items(vlm, items, True, None)
-        add_lora(vlm, {"r": 16, "alpha": 16, "dropout": 0.05}, 0)
+        # the demo fine-tune's LoRA (config/demo.yaml: dropout 0)
+        lora = {"r": 16, "alpha": 16, "dropout": 0.05, **hp.get("lora", {})}
+        add_lora(vlm, lora, 0)
         # whole batches, then the demo's length_chunks (the same gradient with less padding)
         for chunks in sorted({1, hp.get("length_chunks", 1)}):
             for threads in args.threads:

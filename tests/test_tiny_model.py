@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mmunlearn.data.synthetic import render_face
-from mmunlearn.eval.decode import continuation_logliks, greedy_generate
+from mmunlearn.eval.decode import continuation_logliks, greedy_generate, grouped_continuation_logliks
 from mmunlearn.models.registry import VisionLanguageModel
 from mmunlearn.models.tiny import build_tiny_llava, train_tokenizer
 from mmunlearn.train.stages import add_lora
@@ -74,6 +74,27 @@ def test_logliks_batched_equal_single(vlm):
     single = [continuation_logliks(vlm, [it], batch_size=1)[0] for it in items]
     assert batched == pytest.approx(single, abs=1e-9)
     assert all(v < 0 for v in batched)
+
+
+def test_grouped_logliks_equal_scoring_each_item_whole(vlm):
+    """A question's options share their prompt (tokens and image), run once; every option's score is the one
+    of scoring it whole. Groups of different sizes and prompt lengths, with and without an image, a group whose
+    items show different images (scored whole), and batches that split groups unevenly."""
+    img1, img2 = render_face(np.arange(48).reshape(4, 4, 3) * 5, 16), render_face(np.full((4, 4, 3), 200), 16)
+    question = lambda q, image: f"USER: {'<image>' if image else ''}\n{q}\nASSISTANT:"  # noqa: E731
+    groups = [
+        [vlm.encode(question("What is the job of this person?", True), f" {w}", images=(img1,))
+         for w in ("baker", "pilot", "a nurse who flies", "nurse")],
+        [vlm.encode(question("Job?", False), f" {w}") for w in ("pilot", "baker")],
+        [vlm.encode(question("What is the job?", True), " baker", images=(img,)) for img in (img1, img2)],
+        [vlm.encode(question("What is the job of this person? Answer:", False), f" {w}")
+         for w in ("nurse who flies", "baker pilot nurse", "A", "B", "C")],
+    ]
+    whole = [[continuation_logliks(vlm, [e], batch_size=1)[0] for e in g] for g in groups]
+    for batch_size in (1, 5, 64):
+        grouped = grouped_continuation_logliks(vlm, groups, batch_size=batch_size)
+        for got, want in zip(grouped, whole):
+            assert got == pytest.approx(want, abs=1e-9)
 
 
 def test_imported_full_vanilla_model_starts_the_chain(vlm, tmp_path):

@@ -14,7 +14,7 @@ from typing import Callable
 from ..data.schema import IMAGE_TEXT, MCQuestion, OpenQuestion, Profile
 from ..models import prompts
 from ..models.registry import Encoded, VisionLanguageModel
-from .decode import DecodeStats, check_context, continuation_logliks, greedy_generate, shares_prefix
+from .decode import DecodeStats, check_context, greedy_generate, grouped_continuation_logliks, shares_prefix
 
 log = logging.getLogger(__name__)
 
@@ -146,17 +146,15 @@ def _classification_score(text: str, q: MCQuestion, ctx: EvalContext) -> dict:
 
 def _option_loglik(records: list[dict], questions: list[tuple[MCQuestion, tuple]], ctx: EvalContext) -> None:
     """``accuracy_loglik``: the option whose text is most likely after the question (zero-shot, context = the
-    QA prompt, continuation = " " + option text, summed log-probability), lm-evaluation-harness style."""
-    items = []
+    QA prompt, continuation = " " + option text, summed log-probability), lm-evaluation-harness style. A
+    question's options share its prompt, which runs once for all of them (``grouped_continuation_logliks``)."""
+    groups = []
     for q, image in questions:
         qa = prompts.qa_prompt(q.question, bool(image))  # LLaVA-style for every family, as eval.py
-        items += [ctx.vlm.encode(qa, " " + q.options[k], images=image) for k in q.options]
-    logliks = continuation_logliks(ctx.vlm, items, ctx.batch_size)
-    k = 0
-    for rec, (q, _) in zip(records, questions):
+        groups.append([ctx.vlm.encode(qa, " " + q.options[k], images=image) for k in q.options])
+    for rec, (q, _), scores in zip(records, questions, grouped_continuation_logliks(ctx.vlm, groups,
+                                                                                     ctx.batch_size)):
         keys = list(q.options)
-        scores = logliks[k:k + len(keys)]
-        k += len(keys)
         best = keys[max(range(len(keys)), key=scores.__getitem__)]
         rec.update(loglik=dict(zip(keys, scores)), parsed_loglik=best)
         rec["score"]["accuracy_loglik"] = float(best == q.answer)
