@@ -74,7 +74,7 @@ push: venv
 
 # Benchmarks (bench/): measured, not asserted; each prints its numbers as JSON. The last line of `make bench`
 # is the evaluation speed-up (also in results/bench.json as "eval_speedup"). bench-demo runs the whole demo DAG
-# from nothing in a temporary copy (~18 min on 2 cores): its wall time, per-rule times and critical path.
+# from nothing in a temporary copy (~12 min on 2 cores): its wall time, per-rule times and critical path.
 bench: bench-data bench-train bench-judge bench-demo bench-eval
 
 bench-data: venv

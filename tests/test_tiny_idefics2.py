@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from mmunlearn.data.synthetic import render_face
-from mmunlearn.eval.decode import greedy_generate
+from mmunlearn.eval.decode import continuation_logliks, greedy_generate, grouped_continuation_logliks
 from mmunlearn.models import prompts
 from mmunlearn.models.registry import VisionLanguageModel, idefics2_train_prompt
 from mmunlearn.models.tiny import build_tiny_idefics2, train_tokenizer
@@ -106,3 +106,15 @@ def test_shared_prefix_reuse_equals_full_prefill(vlm):
     reused = greedy_generate(vlm, items, max_new_tokens=5, batch_size=3, prefix=prefix)
     single = [greedy_generate(vlm, [it], max_new_tokens=5, batch_size=1)[0] for it in items]
     assert reused == single
+
+
+def test_grouped_option_logliks_equal_scoring_each_whole(vlm):
+    """Options sharing a question's prompt and image (Idefics2's per-example image layout): the prompt runs once,
+    each option on its cache, and every score is the one of scoring the option whole (float64)."""
+    vlm.model.eval()
+    groups = [[vlm.encode(prompts.qa_prompt(QUESTION, True), f" {w}", images=(face(5),)) for w in ("x", "w z", "y")],
+              [vlm.encode(prompts.qa_prompt("Who?", False), f" {w}") for w in ("pilot", "baker")]]
+    whole = [[continuation_logliks(vlm, [e], batch_size=1)[0] for e in g] for g in groups]
+    grouped = grouped_continuation_logliks(vlm, groups, batch_size=8)
+    for got, want in zip(grouped, whole):
+        assert got == pytest.approx(want, abs=1e-9)
