@@ -16,6 +16,7 @@ sys.path.insert(0, str(REPO / "src"))  # once: the registries below are the pack
 from mmunlearn.cluster import (PlannedJob, format_estimate, gpu_hour_estimate, hub_environment, rule_resources,
                                scheduler_resources)
 from mmunlearn.eval.tasks import TASKS
+from mmunlearn.slurm_states import install as normalise_slurm_states
 from mmunlearn.train.losses import LOSSES, get_loss
 
 DATA_ROOT = config["data"]["root"]
@@ -45,6 +46,7 @@ def _check_study():
 
 
 _check_study()
+
 
 
 def code_version(*paths):
@@ -122,6 +124,13 @@ def training_corpora():
 
 CLUSTER = config["cluster"]
 RESOURCES = config["resources"]
+if not workflow.remote_exec:
+    # --executor slurm: a cancelled or preempted job is reported failed (resubmitted within --retries) instead of
+    # being waited on for ever (mmunlearn/slurm_states.py; README "When the cluster stops a job")
+    from snakemake.logging import logger as snakemake_logger
+
+    normalise_slurm_states(requeue=lambda: bool(getattr(workflow.executor_settings, "requeue", False)),
+                           log=snakemake_logger)
 # Jobs inherit this process's environment (sbatch --export=ALL): one shared hub cache, offline on the nodes
 os.environ.update(hub_environment(CLUSTER, in_cluster_job=workflow.remote_exec))
 
@@ -132,14 +141,14 @@ def job_threads(rule):
 
 def job_resources(rule, processes=lambda wc: 1, units=1):
     """The rule's Snakemake resources from config (resources.<rule>, resources.<rule>:<method>, cluster.*), each
-    a function of the job's wildcards: GPUs, runtime, memory, partition, account, qos, GPU request form. A job doing
-    ``units`` times the work the entry is sized for (an evaluation job of several splits) asks that times the
-    runtime."""
+    a function of the job's wildcards and attempt: GPUs, runtime, memory, partition, account, qos, GPU request
+    form. A job doing ``units`` times the work the entry is sized for (an evaluation job of several splits) asks
+    that times the runtime; a retry of a rule in cluster.retry.rules asks for more runtime and memory."""
     keys = scheduler_resources(RESOURCES, CLUSTER, rule, None, 1)
     # a key a method's own entry drops (e.g. gpus: 0) becomes empty, which sbatch is then not given
     empty = {key: "" if isinstance(value, str) else 0 for key, value in keys.items()}
-    return {key: (lambda wc, key=key: scheduler_resources(RESOURCES, CLUSTER, rule, wc.get("method"),
-                                                          processes(wc), units).get(key, empty[key]))
+    return {key: (lambda wc, attempt, key=key: scheduler_resources(RESOURCES, CLUSTER, rule, wc.get("method"),
+                                                                   processes(wc), units, attempt).get(key, empty[key]))
             for key in keys}
 
 

@@ -7,8 +7,8 @@ import sys
 import yaml
 
 from conftest import copy_workflow
-from mmunlearn.cluster import (PlannedJob, format_estimate, gpu_hour_estimate, hub_environment, rule_resources,
-                               scheduler_resources)
+from mmunlearn.cluster import (PlannedJob, format_estimate, gpu_hour_estimate, hub_environment, retry_factor,
+                               rule_resources, scheduler_resources)
 
 RESOURCES = {
     "default": {"cpus": 1, "mem_mb": 4000, "runtime": 30, "gpus": 0},
@@ -38,6 +38,21 @@ def test_gpu_request_forms_and_site_settings():
     cpu = scheduler_resources(RESOURCES, site, "aggregate")
     assert cpu == {"runtime": 30, "mem_mb": 4000, "slurm_partition": "cpu", "slurm_account": "lab42", "qos": "normal"}
     assert scheduler_resources(RESOURCES, {}, "aggregate") == {"runtime": 30, "mem_mb": 4000}
+
+
+def test_retries_ask_for_more_time_and_memory_up_to_the_cap():
+    retry = {"rules": ["unlearn", "evaluate"], "runtime_factor": 1.5, "mem_factor": 1.25, "max_factor": 2.0}
+    assert [retry_factor(1.5, 2.0, k) for k in (1, 2, 3, 4)] == [1.0, 1.5, 2.0, 2.0]
+    site = {"retry": retry}
+    asked = [scheduler_resources(RESOURCES, site, "unlearn", "kl_min", attempt=k) for k in (1, 2, 3)]
+    assert [a["runtime"] for a in asked] == [360, 540, 720]
+    assert [a["mem_mb"] for a in asked] == [64000, 80000, 100000]
+    # a multi-split evaluation grows from its whole runtime, rounded up to minutes
+    assert scheduler_resources({**RESOURCES, "evaluate": {"runtime": 7, "gpus": 1}}, site, "evaluate", units=3,
+                               attempt=2)["runtime"] == 32  # ceil(21 x 1.5)
+    # rules not listed, and sites without a retry block, ask the same every time
+    assert scheduler_resources(RESOURCES, site, "aggregate", attempt=3) == {"runtime": 30, "mem_mb": 4000}
+    assert scheduler_resources(RESOURCES, {}, "unlearn", "ga", attempt=3)["runtime"] == 120
 
 
 def test_gpu_hour_estimate_counts_what_is_left():

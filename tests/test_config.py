@@ -95,3 +95,11 @@ def test_unpinned_dataset_revision_is_rejected():
     config["data"]["hub"]["revision"] = "main"
     with pytest.raises(WorkflowError, match="revision"):
         validate(copy.deepcopy(config), SCHEMA, set_default=True)
+
+
+def test_retry_scaling_names_real_rules():
+    config = load()
+    assert "finetune_vanilla" in config["cluster"]["retry"]["rules"]
+    config["cluster"]["retry"]["rules"].append("finetune")  # no such rule
+    with pytest.raises(Exception, match="finetune"):
+        validate(config, SCHEMA, set_default=True)

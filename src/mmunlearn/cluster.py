@@ -4,7 +4,11 @@ sbatch flags (runtime -> -t, mem_mb -> --mem, gpu/gres -> --gpus/--gres, slurm_p
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+# What a retried job asks for when cluster.retry is not configured (config.yaml documents the defaults)
+NO_RETRY_SCALING = {"rules": [], "runtime_factor": 1.0, "mem_factor": 1.0, "max_factor": 1.0}
 
 
 def hub_environment(cluster: dict, in_cluster_job: bool) -> dict[str, str]:
@@ -30,16 +34,29 @@ def total_gpus(res: dict, processes: int = 1) -> int:
     return int(res.get("gpus", 0)) * max(1, processes)
 
 
+def retry_factor(factor: float, max_factor: float, attempt: int) -> float:
+    """How much more attempt ``attempt`` (1 = the first submission) asks for: ``factor`` per retry, at most
+    ``max_factor``. Snakemake does not say why a job failed, so a rule whose failures are usually a time or
+    memory limit (training, evaluation) grows both; a bug fails again, only later."""
+    return min(max_factor, factor ** (max(1, attempt) - 1))
+
+
 def scheduler_resources(resources: dict, cluster: dict, rule: str, method: str | None = None,
-                        processes: int = 1, units: int = 1) -> dict:
+                        processes: int = 1, units: int = 1, attempt: int = 1) -> dict:
     """The Snakemake resources of one job. GPU jobs carry the GPU request in the form the site configured
     (``cluster.gpu_request``: ``gpu`` -> sbatch --gpus=[model:]N, ``gres`` -> --gres=gpu[:model]:N), the GPU
     partition and the constraint; every job carries runtime, memory, partition, account and qos where set. A job
     of ``units`` times the work the entry is sized for (an evaluation of several splits) asks that times the
-    runtime."""
+    runtime. A retried job (``attempt`` > 1) of a rule in ``cluster.retry.rules`` asks for more runtime and
+    memory (``retry_factor``), rounded up to whole minutes and megabytes."""
     res = rule_resources(resources, rule, method)
     gpus = total_gpus(res, processes)
-    out = {"runtime": int(res["runtime"]) * units, "mem_mb": int(res["mem_mb"])}
+    retry = {**NO_RETRY_SCALING, **(cluster.get("retry") or {})}
+    grow = rule in retry["rules"]
+    runtime_x = retry_factor(retry["runtime_factor"], retry["max_factor"], attempt) if grow else 1.0
+    mem_x = retry_factor(retry["mem_factor"], retry["max_factor"], attempt) if grow else 1.0
+    out = {"runtime": math.ceil(int(res["runtime"]) * units * runtime_x),
+           "mem_mb": math.ceil(int(res["mem_mb"]) * mem_x)}
     partition = (cluster.get("gpu_partition") or cluster.get("partition")) if gpus else cluster.get("partition")
     if partition:
         out["slurm_partition"] = partition

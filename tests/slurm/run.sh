@@ -124,8 +124,9 @@ cp "$HERE/config.yaml" "$WORK/slurm-test.yaml"
 cd "$WORK"
 DEADLINE=$(( $(date +%s) + LIMIT_S ))
 RUN_START="$(date +%Y-%m-%dT%H:%M:%S)"   # sacct reports this run's jobs only
-submit() {  # submit GPU_REQUEST LOGNAME SNAKEMAKE_ARGS... : the users' command, under the hard kill limit
-    local form=$1 log="$STATE/log/$2"; shift 2
+submit() {  # submit EXPECT GPU_REQUEST LOGNAME SNAKEMAKE_ARGS... : the users' command, under the hard kill limit;
+            # EXPECT is ok (exit 0 required) or fail (a non-zero exit required: a job that keeps failing)
+    local expect=$1 form=$2 log="$STATE/log/$3"; shift 3
     echo "cluster: {gpu_request: $form}" > gpu-request.yaml
     local start=$(date +%s)
     echo "test-slurm: snakemake --profile slurm $* (GPU request: $form; killed in $(( DEADLINE - start ))s)"
@@ -137,7 +138,7 @@ submit() {  # submit GPU_REQUEST LOGNAME SNAKEMAKE_ARGS... : the users' command,
     while kill -0 "$SNAKE_PID" 2>/dev/null; do
         if [ "$(date +%s)" -ge "$DEADLINE" ]; then
             tail -40 "$log"
-            echo "test-slurm: killed at the hard limit (${LIMIT_S}s)" >&2
+            echo "test-slurm: killed at the hard limit (${LIMIT_S}s): Snakemake hung" >&2
             exit 1   # cleanup kills the session and cancels the cluster's jobs
         fi
         sleep 2
@@ -145,14 +146,59 @@ submit() {  # submit GPU_REQUEST LOGNAME SNAKEMAKE_ARGS... : the users' command,
     wait "$SNAKE_PID"; local rc=$?; SNAKE_PID=""
     echo "test-slurm: exited $rc after $(( $(date +%s) - start ))s"
     grep -E -A12 "^Job stats" "$log" | head -16
-    if [ "$rc" -ne 0 ]; then
+    if { [ "$expect" = ok ] && [ "$rc" -ne 0 ]; } || { [ "$expect" = fail ] && [ "$rc" -eq 0 ]; }; then
         tail -60 "$log"
+        echo "test-slurm: expected $expect, Snakemake exited $rc" >&2
         exit 1
     fi
 }
-# the reduced study, GPUs requested as --gres=gpu:N; then one evaluation again with the gpu form (--gpus=N)
-submit gres snakemake.log results/summary.csv
-submit gpu snakemake-gpus.log results/eval/tiny-llava/vanilla/forget_10.json --forcerun evaluate_split
+running_job() {  # running_job RULE: the id of this cluster's running job of RULE (from its --comment), if any
+    squeue -h -t RUNNING -o "%i %k" | awk -v rule="rule_$1" 'index($2, rule) == 1 {print $1; exit}'
+}
+cancel_after_checkpoint() {  # scancel the running vanilla fine-tune once its first checkpoint is on disk
+    for _ in $(seq 1200); do
+        local job
+        job="$(running_job finetune_vanilla)"
+        if [ -n "$job" ] && compgen -G "checkpoints/tiny-llava/vanilla/*/checkpoint.pt" >/dev/null; then
+            scancel "$job" && echo "$job" >> "$STATE/cancelled.txt" && echo "test-slurm: scancel $job (finetune_vanilla, after a checkpoint)"
+            return
+        fi
+        sleep 0.5
+    done
+}
+preempt_every_attempt() {  # preempt each attempt of the GA unlearning job: a high-priority job takes the node's CPUs
+    local seen=""
+    for _ in $(seq 2400); do
+        local job
+        job="$(running_job unlearn)"
+        if [ -n "$job" ] && [ "$job" != "$seen" ]; then
+            seen=$job
+            sbatch -Q -p urgent -A mmu -c 2 --mem=100 -J preemptor -o /dev/null --wrap "sleep 2" >/dev/null \
+                && echo "test-slurm: preempting $job (unlearn)"
+        fi
+        sleep 0.5
+    done
+}
+
+# 1. the reduced study, GPUs requested as --gres=gpu:N. Its oracle fine-tune outlives its 1-minute limit once
+#    (TIMEOUT) and completes on a retry that asks for more (slurm-test.yaml).
+submit ok gres snakemake.log results/summary.csv
+cp results/summary.csv "$STATE/summary.uninterrupted.csv"
+# 2. one evaluation again with the other GPU request form (--gpus=N)
+submit ok gpu snakemake-gpus.log results/eval/tiny-llava/vanilla/forget_10.json --forcerun evaluate_split
+# 3. the vanilla fine-tune again, cancelled (scancel) after its first checkpoint: resubmitted, it resumes, and the
+#    study downstream of it reproduces the uninterrupted summary
+cancel_after_checkpoint & WATCHER=$!
+submit ok gres snakemake-cancel.log results/summary.csv --forcerun finetune_vanilla
+kill "$WATCHER" 2>/dev/null
+cp logs/finetune_vanilla/tiny-llava.log "$STATE/finetune_vanilla.resumed.log"
+# 4. one GA unlearning job preempted on every attempt: after the profile's retries the run stops, naming the state
+echo "methods: {ga: {epochs: 20}}" >> slurm-test.yaml   # a few seconds of steps, so that each attempt is preempted
+preempt_every_attempt & WATCHER=$!
+submit fail gres snakemake-preempt.log results/models/tiny-llava/ga_multimodal_10 --forcerun unlearn
+kill "$WATCHER" 2>/dev/null
+
 sacct -X -n -P -a --starttime="$RUN_START" \
-    --format=JobID,Comment%200,State,AllocTRES%120,Account,QOS,Partition,SubmitLine%1000 > "$STATE/sacct.txt"
-"$PY" "$HERE/check_jobs.py" "$STATE/sacct.txt" "$WORK"
+    --format=JobID,JobName%60,Comment%200,State,Timelimit,AllocTRES%120,Account,QOS,Partition,SubmitLine%1000 \
+    > "$STATE/sacct.txt"
+"$PY" "$HERE/check_jobs.py" "$STATE/sacct.txt" "$WORK" "$STATE"
