@@ -38,10 +38,15 @@ def _check_study():
             raise ValueError(f"config: study.methods names unknown method '{method}'; known: {sorted(LOSSES)}")
         if method not in config["methods"]:
             raise ValueError(f"config: study.methods names '{method}', which has no block under 'methods:'")
+    if STUDY["holdout_ratio"]:
+        for m in STUDY["models"]:
+            if config["models"][m].get("vanilla"):
+                raise ValueError(f"config: study.holdout_ratio is {STUDY['holdout_ratio']}, but models.{m}.vanilla "
+                                 "imports a vanilla model that learnt every person: it has no non-members")
     for task in STUDY["tasks"]:
         if task not in TASKS:
             raise ValueError(f"config: study.tasks names unknown task '{task}'; known: {sorted(TASKS)}")
-        if task not in config["eval"]["max_new_tokens"]:
+        if TASKS[task].generate and task not in config["eval"]["max_new_tokens"]:
             raise ValueError(f"config: eval.max_new_tokens has no entry for task '{task}'")
 
 
@@ -175,23 +180,33 @@ def run_names(ratio=None):
     return runs
 
 
+RATIO_FREE_SPLITS = ("celebrity", "holdout")  # their people do not depend on the forget ratio
+
+
+def study_splits():
+    """The configured splits, plus the holdout (membership inference's non-members) when there is one and a
+    teacher-forced task to score it with."""
+    scored = STUDY["holdout_ratio"] and any(not TASKS[t].generate for t in STUDY["tasks"])
+    return list(STUDY["splits"]) + (["holdout"] if scored else [])
+
+
 def eval_splits(run):
     """Splits a run is evaluated on. base/vanilla do not depend on a ratio: their forget/test/retain
-    evaluations exist once per ratio, their celebrity evaluation once."""
+    evaluations exist once per ratio, their celebrity and holdout evaluations once."""
     if run in ("base", "vanilla"):
-        out = [f"{s}_{r}" for r in STUDY["forget_ratios"] for s in STUDY["splits"] if s != "celebrity"]
-        return out + (["celebrity"] if "celebrity" in STUDY["splits"] else [])
+        out = [f"{s}_{r}" for r in STUDY["forget_ratios"] for s in study_splits() if s not in RATIO_FREE_SPLITS]
+        return out + [s for s in study_splits() if s in RATIO_FREE_SPLITS]
     ratio = run.rsplit("_", 1)[1]
-    return [s if s == "celebrity" else f"{s}_{ratio}" for s in STUDY["splits"]]
+    return [s if s in RATIO_FREE_SPLITS else f"{s}_{ratio}" for s in study_splits()]
 
 
 def all_eval_outputs(kind="json"):
     """Every evaluation's metrics file (``kind="json"``), or its factuality file (``"factuality.json"``, only
     when the study generates answers)."""
-    if kind != "json" and "generation" not in STUDY["tasks"]:
+    if kind == "factuality.json" and "generation" not in STUDY["tasks"]:
         return []
     return [f"results/eval/{m}/{run}/{split}.{kind}" for m in STUDY["models"] for run in run_names()
-            for split in eval_splits(run)]
+            for split in eval_splits(run) if kind in ("json", "samples.jsonl") or split != "holdout"]
 
 
 def unlearn_refs(wildcards):
@@ -205,8 +220,8 @@ def run_eval_outputs():
     forget ratio (``{stem}_{ratio}``: the oracle, each unlearned model), named by split. Celebrity does not depend on
     the ratio but belongs to the run."""
     out = {}
-    for s in STUDY["splits"]:
-        name = s if s == "celebrity" else f"{s}_{{ratio}}"
+    for s in study_splits():
+        name = s if s in RATIO_FREE_SPLITS else f"{s}_{{ratio}}"
         out[s] = f"results/eval/{{model}}/{{stem}}_{{ratio}}/{name}.json"
         out[f"{s}_samples"] = f"results/eval/{{model}}/{{stem}}_{{ratio}}/{name}.samples.jsonl"
     return out
@@ -222,7 +237,7 @@ def eval_inputs(wildcards):
     split = wildcards.get("split", "")
     if run in ("base", "vanilla"):
         # celebrity for base/vanilla uses the first ratio's split file only for its seeded few-shot choice
-        ratio = split.rsplit("_", 1)[1] if split != "celebrity" else str(STUDY["forget_ratios"][0])
+        ratio = split.rsplit("_", 1)[1] if split not in RATIO_FREE_SPLITS else str(STUDY["forget_ratios"][0])
     else:
         ratio = run.rsplit("_", 1)[1]
     inputs = {"data": DATA_ROOT, "validated": VALIDATED, "split": f"data/splits/forget_{ratio}.json", "base": base_input(wildcards)}
@@ -268,4 +283,4 @@ wildcard_constraints:
     modality=r"multimodal|text",
     run=r"base|vanilla|oracle_\d+|[a-z][a-z0-9_]*_(multimodal|text)_\d+",
     stem=r"oracle|[a-z][a-z0-9_]*_(multimodal|text)",
-    split=r"(forget|test|retain)_\d+|celebrity",
+    split=r"(forget|test|retain)_\d+|celebrity|holdout",

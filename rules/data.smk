@@ -53,6 +53,7 @@ rule make_split:
     params:
         seed=SEED,
         fewshot=split_fewshot(),
+        holdout_ratio=STUDY["holdout_ratio"],
         code=code_version(*CODE_COMMON, "workflow_scripts/make_split.py"),
     conda:
         "../envs/mmunlearn.yaml"

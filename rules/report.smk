@@ -11,6 +11,7 @@ rule aggregate:
     input:
         metrics=all_eval_outputs(),
         factuality=all_eval_outputs("factuality.json"),
+        samples=all_eval_outputs("samples.jsonl"),  # per-item records: comparisons with the oracle, MIA
     output:
         summary="results/summary.csv",
         summary_json="results/summary.json",  # the same numbers nested, for dvc metrics show/diff

@@ -37,6 +37,7 @@ rule finetune_vanilla:
         base_source=lambda wc: base_source(wc.model),
         hp=config["finetune"],
         seed=SEED,
+        holdout_ratio=STUDY["holdout_ratio"],  # people it must not learn (membership inference's non-members)
         code=code_version(*CODE_TRAIN, "workflow_scripts/finetune.py"),
         checkpoints="checkpoints/{model}/vanilla",
     priority: 40

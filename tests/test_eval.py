@@ -217,3 +217,34 @@ def test_a_model_showing_fewer_demos_takes_a_seeded_subset(small_data, split):
     one = demo_profiles("retain", "cloze", split, full, {"fewshot": {"cloze": 1}})
     assert [p.id for p in two] == drawn and len(one) == 1 and one[0].id in drawn
     assert [p.id for p in demo_profiles("retain", "cloze", split, full, {"fewshot": {"cloze": 1}})] == [one[0].id]
+
+
+def test_likelihood_task_batched_equals_one_at_a_time(small_data, split, trained):
+    """The teacher-forced privacy task (and the option probabilities beside classification): every per-item
+    statistic batched equals one item at a time (float64); the model that learnt these people's QA pairs
+    memorises them far more than an untrained one."""
+    bench = small_data / "MLLMU-Bench"
+    tasks = ["likelihood", "likelihood_qa", "classification"]
+    batched, metrics, _ = evaluate_split(trained, bench, "forget", split, tasks, _cfg())
+    single, _, _ = evaluate_split(trained, bench, "forget", split, tasks, _cfg(batch_size=1))
+    assert [s["prompt_id"] for s in batched] == [s["prompt_id"] for s in single]
+    for a, b in zip(batched, single):
+        assert a["score"] == pytest.approx(b["score"], abs=1e-9)
+        if a["task"].startswith("likelihood"):
+            assert a["mia"] == pytest.approx(b["mia"], abs=1e-9) and a["answer_tokens"] == b["answer_tokens"] > 0
+        else:
+            assert a["truth_ratio_raw"] == pytest.approx(b["truth_ratio_raw"], rel=1e-9)
+            assert 0 < a["score"]["option_prob"] <= 1 and 0 < a["score"]["truth_ratio"] <= 1  # min(R, 1/R)
+    n_items = sum(len([q for q in p.generation if q.modality == IMAGE_TEXT])
+                  for p in read_benchmark_folder(bench / "Full_Set")[0].values() if p.id in split["forget_ids"])
+    got = {(m["task"], m["input_modality"], m["metric"]): m for m in metrics}
+    assert got[("likelihood", IMAGE_TEXT, "answer_nll")]["n"] == n_items
+    tok = trained.tokenizer
+    model, processor = build_tiny_llava(tok, TINY, seed=1)
+    untrained = VisionLanguageModel(model.to(torch.float64).eval(), processor, "llava")
+    _, fresh, _ = evaluate_split(untrained, bench, "forget", split, ["likelihood_qa"], _cfg())
+    fresh = {(m["input_modality"], m["metric"]): m["value"] for m in fresh}
+    for modality in (IMAGE_TEXT, TEXT):
+        assert got[("likelihood_qa", modality, "exact_memorisation")]["value"] > \
+            fresh[(modality, "exact_memorisation")] + 0.2
+        assert got[("likelihood_qa", modality, "answer_nll")]["value"] < fresh[(modality, "answer_nll")] - 1

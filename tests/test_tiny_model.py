@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from mmunlearn.data.synthetic import render_face
-from mmunlearn.eval.decode import continuation_logliks, greedy_generate, grouped_continuation_logliks
+from mmunlearn.eval.decode import (answer_token_stats, continuation_logliks, greedy_generate,
+                                   grouped_continuation_logliks)
 from mmunlearn.models.registry import VisionLanguageModel
 from mmunlearn.models.tiny import build_tiny_llava, train_tokenizer
 from mmunlearn.train.stages import add_lora
@@ -95,6 +96,36 @@ def test_grouped_logliks_equal_scoring_each_item_whole(vlm):
         grouped = grouped_continuation_logliks(vlm, groups, batch_size=batch_size)
         for got, want in zip(grouped, whole):
             assert got == pytest.approx(want, abs=1e-9)
+
+
+def test_answer_token_stats_batched_equal_single_and_by_hand(vlm):
+    """Teacher-forced per-token statistics of answers (privacy metrics): batched (sorted, right-padded, with and
+    without images) equal one item at a time, and equal a direct computation from the full logits (float64)."""
+    img = render_face(np.arange(48).reshape(4, 4, 3) * 5, 16)
+    items = [vlm.encode("USER: <image>\nWhat is the job of this person?\nASSISTANT:", " a nurse who flies",
+                        images=(img,)),
+             vlm.encode("USER:\nJob?\nASSISTANT:", " baker"),
+             vlm.encode("USER:\nWhat is the job of this person? Answer:", " baker pilot nurse")]
+    batched = answer_token_stats(vlm, items, batch_size=3)
+    for item, got in zip(items, batched):
+        single = answer_token_stats(vlm, [item], batch_size=1)[0]
+        assert got.top1 == single.top1
+        for field in ("logp", "mean_logp", "std_logp"):
+            assert getattr(got, field) == pytest.approx(getattr(single, field), abs=1e-12)
+        batch = vlm.collate([item])
+        with torch.no_grad():
+            logp = torch.log_softmax(vlm.model(**batch).logits[0], -1)
+        answer = item.input_ids[item.n_prompt:]
+        rows = logp[item.n_prompt - 1:len(item.input_ids) - 1]  # position t predicts token t + 1
+        assert len(got.logp) == len(answer) >= 1
+        assert got.logp == pytest.approx([rows[t, tok].item() for t, tok in enumerate(answer)], abs=1e-12)
+        assert got.top1 == [int(rows[t].argmax()) == tok for t, tok in enumerate(answer)]
+        for t in range(len(answer)):
+            p = rows[t].exp()
+            mean = float((p * rows[t]).sum())
+            assert got.mean_logp[t] == pytest.approx(mean, abs=1e-12)
+            assert got.std_logp[t] == pytest.approx(float((p * (rows[t] - mean) ** 2).sum()) ** 0.5, abs=1e-9)
+        assert sum(got.logp) == pytest.approx(continuation_logliks(vlm, [item], 1)[0], abs=1e-9)
 
 
 def test_imported_full_vanilla_model_starts_the_chain(vlm, tmp_path):

@@ -5,5 +5,6 @@ from mmunlearn.workflow import setup
 
 smk = snakemake  # noqa: F821
 log = setup(smk)
-rows = write_summary([*smk.input.metrics, *smk.input.factuality], smk.output.summary, smk.output.provenance, dict(smk.config))
+rows = write_summary([*smk.input.metrics, *smk.input.factuality], smk.output.summary, smk.output.provenance,
+                     dict(smk.config), samples_files=list(smk.input.samples))
 log.info("%d rows -> %s", rows, smk.output.summary)

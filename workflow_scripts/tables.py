@@ -1,11 +1,12 @@
-"""The paper-layout tables of results/summary.csv: CSV and Markdown per model and forget ratio."""
+"""The paper-layout tables of results/summary.csv, and the privacy / forget-quality tables: CSV and Markdown per
+model and forget ratio."""
 from pathlib import Path
 
-from mmunlearn.report.tables import write_tables
+from mmunlearn.report.tables import write_privacy_tables, write_tables
 from mmunlearn.workflow import setup
 
 smk = snakemake  # noqa: F821
 log = setup(smk)
 Path(smk.output[0]).mkdir(parents=True, exist_ok=True)
-for path in write_tables(smk.input.summary, smk.output[0]):
+for path in [*write_tables(smk.input.summary, smk.output[0]), *write_privacy_tables(smk.input.summary, smk.output[0])]:
     log.info("wrote %s", path)

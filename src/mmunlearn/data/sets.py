@@ -37,9 +37,11 @@ def _read(data_root: Path, folder: str, facts: dict) -> list[Profile]:
                     origin=p.origin) for pid, p in zip(ids, rows)]
 
 
-def vanilla_set(data_root: str | Path, facts: dict | None = None) -> list[Profile]:
+def vanilla_set(data_root: str | Path, facts: dict | None = None, holdout: list[str] = ()) -> list[Profile]:
+    """Every fictitious profile but the ``holdout`` people (data/splits.holdout_ids)."""
     data_root = Path(data_root)
-    return _read(data_root, "MLLMU-Bench/ft_Data", _facts(data_root, facts))
+    held = set(holdout)
+    return [p for p in _read(data_root, "MLLMU-Bench/ft_Data", _facts(data_root, facts)) if p.id not in held]
 
 
 def split_sets(data_root: str | Path, split: dict, parts: tuple[str, ...] = ("forget", "retain"),
@@ -53,8 +55,9 @@ def split_sets(data_root: str | Path, split: dict, parts: tuple[str, ...] = ("fo
     out, pool = {}, None
     for part in parts:
         if split["source"] == "published" and (data_root / folders[part]).is_dir():
-            # validation checked that these folders hold exactly the published split's people
-            profiles = _read(data_root, folders[part], facts)
+            # validation checked that these folders hold exactly the published split's people; a holdout
+            # (study.holdout_ratio) takes its people out of the published retain folder
+            profiles = [p for p in _read(data_root, folders[part], facts) if p.id in ids[part]]
         else:
             pool = pool if pool is not None else _read(data_root, "MLLMU-Bench/ft_Data", facts)
             profiles = [p for p in pool if p.id in ids[part]]

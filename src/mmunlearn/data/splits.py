@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from .schema import DataError, parquet_files
 
 EVAL_SPLITS = ("forget", "test", "retain", "celebrity")
+HOLDOUT = "holdout"  # the people no model learns (study.holdout_ratio): membership inference's non-members
 
 
 def read_ids(folder: str | Path) -> list[str]:
@@ -46,12 +47,36 @@ def forget_ids_for_ratio(bench_root: str | Path, ratio: int, all_ids: list[str],
     return order[: round(len(order) * ratio / 100)], "derived"
 
 
-def build_split(bench_root: str | Path, ratio: int, seed: int, fewshot: dict[str, int]) -> dict:
-    """Everything evaluation and unlearning need to agree on for one forget ratio."""
+def holdout_ids(bench_root: str | Path, percent: float, seed: int) -> list[str]:
+    """``percent`` % of the fictitious people, seeded, that no model learns and no split scores: the
+    non-members of membership inference (MLLMU-Bench's vanilla learns all 500, leaving none). Drawn from the
+    people outside every published forget folder, so the published forget sets stay as published; the same for
+    every forget ratio (the vanilla model is shared)."""
+    if not percent:
+        return []
     bench_root = Path(bench_root)
     all_ids = read_ids(bench_root / "Full_Set")
+    published = {i for folder in sorted(bench_root.glob("forget_*")) if folder.is_dir() for i in read_ids(folder)}
+    pool = sorted(set(all_ids) - published)
+    n = round(len(all_ids) * percent / 100)
+    if not 0 < n <= len(pool):
+        raise ValueError(f"study.holdout_ratio {percent}: {n} of {len(all_ids)} people, but {len(pool)} are outside "
+                         "the published forget sets")
+    random.Random(f"{seed}:holdout").shuffle(pool)
+    return sorted(pool[:n])
+
+
+def build_split(bench_root: str | Path, ratio: int, seed: int, fewshot: dict[str, int],
+                holdout: list[str] = ()) -> dict:
+    """Everything evaluation and unlearning need to agree on for one forget ratio. ``holdout`` people
+    (``holdout_ids``) are in neither forget nor retain; a derived forget set is ``ratio`` % of the others."""
+    bench_root = Path(bench_root)
+    held = set(holdout)
+    all_ids = [i for i in read_ids(bench_root / "Full_Set") if i not in held]
     forget, source = forget_ids_for_ratio(bench_root, ratio, all_ids, seed)
     forget_set = set(forget)
+    if forget_set & held:
+        raise ValueError(f"forget_{ratio}: {len(forget_set & held)} published forget IDs are in the holdout")
     retain = [i for i in all_ids if i not in forget_set]
     assert forget_set.isdisjoint(retain) and forget_set | set(retain) == set(all_ids)
     celebrity = read_ids(bench_root / "Retain_Set")
@@ -77,4 +102,4 @@ def build_split(bench_root: str | Path, ratio: int, seed: int, fewshot: dict[str
     fewshot_pool = random.Random(f"{seed}:{ratio}:fewshot_pool").sample(sorted(retain), min(pool_size, len(retain)))
     return {"forget_ratio": ratio, "seed": seed, "source": source, "forget_ids": sorted(forget),
             "retain_ids": sorted(retain), "celebrity_ids": sorted(celebrity), "test_image_index": test_images,
-            "fewshot_ids": fewshot_ids, "fewshot_pool": fewshot_pool}
+            "fewshot_ids": fewshot_ids, "fewshot_pool": fewshot_pool, "holdout_ids": sorted(held)}

@@ -267,3 +267,41 @@ def grouped_continuation_logliks(vlm: VisionLanguageModel, groups: list[list[Enc
                 out[i][j] = sums[r]
                 r += 1
     return out
+
+
+@dataclass
+class AnswerTokens:
+    """Teacher-forced statistics of one item's continuation (answer) tokens, one value per token: its log
+    probability, whether it is the model's top-1 prediction, and the mean and standard deviation of log p over
+    the vocabulary at that position (the normalisers of Min-K%++)."""
+
+    logp: list[float]
+    top1: list[bool]
+    mean_logp: list[float]
+    std_logp: list[float]
+
+
+@torch.inference_mode()
+def answer_token_stats(vlm: VisionLanguageModel, items: list[Encoded], batch_size: int) -> list[AnswerTokens]:
+    """``AnswerTokens`` for each item's tokens past ``n_prompt``: one forward pass per item, batched by length;
+    the vocabulary-wide statistics are taken at answer positions only (a [answer tokens x vocabulary] tensor,
+    not [batch x length x vocabulary])."""
+    out: list[AnswerTokens | None] = [None] * len(items)
+    order = _order(items)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = vlm.collate([items[i] for i in idx], padding_side="right", labels="answer")
+        target = batch.pop("labels")[:, 1:]
+        keep = target != -100
+        logp = torch.log_softmax(_at_least_float32(vlm.model(**batch).logits[:, :-1][keep]), -1)
+        tokens = target[keep]
+        token_logp = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+        top1 = logp.argmax(-1) == tokens
+        prob = logp.exp()
+        mean = (prob * logp).sum(-1)
+        std = ((prob * logp.square()).sum(-1) - mean.square()).clamp(min=0).sqrt()
+        counts = keep.sum(1).tolist()
+        columns = [t.split(counts) for t in (token_logp, top1, mean, std)]
+        for k, i in enumerate(idx):
+            out[i] = AnswerTokens(*(c[k].tolist() for c in columns))
+    return out

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 from ..data.schema import MODALITIES, read_benchmark_folder
+from ..data.sets import vanilla_set
+from ..data.splits import HOLDOUT
 from ..models.registry import VisionLanguageModel
 from .identity import run_identity  # noqa: F401  (re-exported: evaluate.py and tests import it here)
 from .tasks import EvalContext, get_task, run_task
@@ -26,6 +28,9 @@ def split_profiles(bench_root: str | Path, split: str, split_info: dict) -> tupl
     if split == "celebrity":
         profiles = read_benchmark_folder(bench / "Retain_Set")[0]
         ids = split_info["celebrity_ids"]
+    elif split == HOLDOUT:  # people no model learnt: the non-members of membership inference
+        profiles = read_benchmark_folder(bench / "Full_Set")[0]
+        ids = split_info.get("holdout_ids", [])
     elif split == "test":
         profiles = read_benchmark_folder(bench / "Test_Set")[0]
         ids = split_info["forget_ids"]
@@ -56,7 +61,7 @@ def demo_profiles(split: str, task: str, split_info: dict, full: dict, eval_cfg:
     if eval_cfg.get("fewshot_pool", "split") == "held_out":
         ids = split_info["fewshot_pool"][:k]
     else:
-        ids = split_info["fewshot_ids"][split].get(task, [])
+        ids = split_info["fewshot_ids"].get(split, {}).get(task, [])  # none on the holdout
         if k < len(ids):  # this model shows fewer demos than the split drew (Idefics2's 1-shot cloze)
             ids = sorted(random.Random(f"{split_info['seed']}:{split}:{task}:{k}").sample(ids, k))
     missing = [i for i in ids if i not in full]
@@ -66,10 +71,25 @@ def demo_profiles(split: str, task: str, split_info: dict, full: dict, eval_cfg:
     return [full[i] for i in ids if i in full]
 
 
+def split_tasks(split: str, tasks: list[str]) -> list[str]:
+    """The tasks scored on ``split``: on the holdout only the teacher-forced ones (membership inference needs
+    its likelihoods; what the people's answers would be is not a question for it)."""
+    return [t for t in tasks if split != HOLDOUT or not get_task(t).generate]
+
+
 def evaluate_split(vlm: VisionLanguageModel, bench_root: str | Path, split: str, split_info: dict,
-                   tasks: list[str], eval_cfg: dict) -> tuple[list[dict], list[dict], dict]:
-    """Every task x input modality on one split: per-sample records, metrics, and decode statistics."""
+                   tasks: list[str], eval_cfg: dict, training: dict | None = None) -> tuple[list[dict], list[dict], dict]:
+    """Every task x input modality on one split: per-sample records, metrics, and decode statistics.
+    ``training``: ID -> the person's fine-tuning profile (its QA pairs, name), for the tasks that score the
+    training rows (``likelihood_qa``); read from ``MLLMU-Bench/ft_Data`` when such a task runs and none is given."""
+    tasks = split_tasks(split, tasks)
     profiles, images = split_profiles(bench_root, split, split_info)
+    if any(get_task(t).training_rows for t in tasks):
+        if training is None:
+            training = {p.id: p for p in vanilla_set(Path(bench_root).parent)}
+        # the fine-tuning rows of these people, if they have any (celebrities do not)
+        profiles = [dataclasses.replace(p, qa=training[p.id].qa, name=training[p.id].name) if p.id in training
+                    else p for p in profiles]
     if eval_cfg.get("fewshot_pool", "split") == "held_out":
         pool = set(split_info["fewshot_pool"])
         profiles = [p for p in profiles if p.id not in pool]
@@ -78,7 +98,7 @@ def evaluate_split(vlm: VisionLanguageModel, bench_root: str | Path, split: str,
     for task_name in tasks:
         task = get_task(task_name)
         ctx = EvalContext(vlm=vlm, split=split, images=images, batch_size=eval_cfg["batch_size"],
-                          max_new_tokens=eval_cfg["max_new_tokens"][task_name],
+                          max_new_tokens=eval_cfg["max_new_tokens"].get(task_name, 0),  # 0: teacher-forced
                           fewshot_profiles=demo_profiles(split, task_name, split_info, full, eval_cfg),
                           stopping_rule=eval_cfg.get("stopping_rule", True),
                           letter_parser=eval_cfg.get("letter_parser", "first_character"),

@@ -11,10 +11,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..data.schema import IMAGE_TEXT, MCQuestion, OpenQuestion, Profile
+from ..data.schema import IMAGE_TEXT, MCQuestion, OpenQuestion, Profile, QAPair
 from ..models import prompts
 from ..models.registry import Encoded, VisionLanguageModel
-from .decode import DecodeStats, check_context, greedy_generate, grouped_continuation_logliks, shares_prefix
+from ..train.examples import name_the_person
+from . import privacy
+from .decode import (DecodeStats, answer_token_stats, check_context, greedy_generate, grouped_continuation_logliks,
+                     shares_prefix)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,8 @@ class Task:
     stop: str = "eos"  # "first_visible": the parser reads one character
     after_answer: bool = False  # the original's response also falls back to the text after "Answer:"
     extra: Callable[[list[dict], list[tuple[str, tuple]], EvalContext], None] | None = None  # more scoring
+    generate: bool = True  # False: a teacher-forced task; ``extra`` scores every record, nothing is decoded
+    training_rows: bool = False  # its questions are the people's fine-tuning QA pairs (Profile.qa, name)
 
 
 TASKS: dict[str, Task] = {}
@@ -116,6 +121,11 @@ def run_task(task: Task, profiles: list[Profile], modality: str, ctx: EvalContex
     prep = prepare(task, profiles, modality, ctx)
     if not prep.records:
         return []
+    if not task.generate:
+        for rec in prep.records:
+            rec["score"] = {}
+        task.extra(prep.records, [(q, imgs) for q, imgs in zip(prep.questions, prep.images)], ctx)
+        return prep.records
     items = [ctx.vlm.encode(p, images=imgs) for p, imgs in zip(prep.prompts, prep.images)]
     check_context(ctx.vlm, items, ctx.max_new_tokens, f"{ctx.split}/{task.name}/{modality}",
                   [r["prompt_id"] for r in prep.records])
@@ -147,21 +157,29 @@ def _classification_score(text: str, q: MCQuestion, ctx: EvalContext) -> dict:
 def _option_loglik(records: list[dict], questions: list[tuple[MCQuestion, tuple]], ctx: EvalContext) -> None:
     """``accuracy_loglik``: the option whose text is most likely after the question (zero-shot, context = the
     QA prompt, continuation = " " + option text, summed log-probability), lm-evaluation-harness style. A
-    question's options share its prompt, which runs once for all of them (``grouped_continuation_logliks``)."""
+    question's options share its prompt, which runs once for all of them (``grouped_continuation_logliks``).
+
+    From the same log-likelihoods, per token (``option_nll``: mean NLL of each option's tokens), the TOFU-style
+    ``option_prob`` (P̃(correct) / Σ P̃(options)) and ``truth_ratio`` (the split's convention of R, which is
+    recorded raw as ``truth_ratio_raw`` for the forget-quality test in aggregation): eval/privacy.py."""
     groups = []
     for q, image in questions:
         qa = prompts.qa_prompt(q.question, bool(image))  # LLaVA-style for every family, as eval.py
         groups.append([ctx.vlm.encode(qa, " " + q.options[k], images=image) for k in q.options])
-    for rec, (q, _), scores in zip(records, questions, grouped_continuation_logliks(ctx.vlm, groups,
-                                                                                     ctx.batch_size)):
+    for rec, (q, _), group, scores in zip(records, questions, groups,
+                                          grouped_continuation_logliks(ctx.vlm, groups, ctx.batch_size)):
         keys = list(q.options)
         best = keys[max(range(len(keys)), key=scores.__getitem__)]
-        rec.update(loglik=dict(zip(keys, scores)), parsed_loglik=best)
-        rec["score"]["accuracy_loglik"] = float(best == q.answer)
+        nll = {k: -v / max(1, len(e.input_ids) - e.n_prompt) for k, v, e in zip(keys, scores, group)}
+        r = privacy.truth_ratio(nll, q.answer)
+        rec.update(loglik=dict(zip(keys, scores)), parsed_loglik=best, option_nll=nll, truth_ratio_raw=r)
+        rec["score"].update(accuracy_loglik=float(best == q.answer),
+                            option_prob=privacy.option_probability(nll, q.answer),
+                            truth_ratio=privacy.truth_ratio_score(r, ctx.split))
 
 
 register_task(Task(
-    name="classification", metrics=("accuracy", "accuracy_loglik"),
+    name="classification", metrics=("accuracy", "accuracy_loglik", "option_prob", "truth_ratio"),
     questions=lambda p, modality: p.classification[modality],
     prompt=lambda q, with_image, fewshot: prompts.mc_prompt(q.question, q.options, with_image, fewshot),
     demo=lambda q, with_image: prompts.mc_demo(q.question, q.options, q.answer, with_image),
@@ -212,3 +230,57 @@ register_task(Task(
     prompt=lambda q, with_image, fewshot: prompts.generation_prompt(q.question, with_image),
     gold=lambda q: q.ground_truth, after_answer=True,  # zero-shot on every split (spec §2.4)
     score=lambda text, q, ctx: {"parsed": text, "score": rouge_scores(q.ground_truth, text)}))
+
+
+# --- likelihood (teacher-forced privacy and memorisation measures) -------------------------------------------
+
+def _score_answers(records: list[dict], items: list[Encoded], answers: list[str], ctx: EvalContext) -> None:
+    """Teacher-forced answers: per item the mean answer NLL, the four membership scores (``mia``: higher = more
+    likely a non-member; their AUCs and PrivLeak are computed in aggregation against the holdout people), exact
+    memorisation and extraction strength (eval/privacy.py). One forward pass per item, batched by length."""
+    check_context(ctx.vlm, items, 0, f"{ctx.split}/likelihood", [r["prompt_id"] for r in records])
+    for rec, answer, tokens in zip(records, answers, answer_token_stats(ctx.vlm, items, ctx.batch_size)):
+        mia = privacy.mia_scores(tokens.logp, tokens.mean_logp, tokens.std_logp, answer)
+        rec.update(answer_tokens=len(tokens.logp), mia=mia)
+        rec["score"] = {"answer_nll": mia["loss"], "exact_memorisation": privacy.exact_memorisation(tokens.top1),
+                        "extraction_strength": privacy.extraction_strength(tokens.top1)}
+
+
+def _generation_answers(records: list[dict], questions: list[tuple[OpenQuestion, tuple]], ctx: EvalContext) -> None:
+    """``likelihood``: the generation questions' ground-truth answers after the generation prompt (zero-shot)."""
+    items = [ctx.vlm.encode(prompts.generation_prompt(q.question, bool(image)).rstrip(), " " + q.ground_truth,
+                            images=image) for q, image in questions]
+    _score_answers(records, items, [q.ground_truth for q, _ in questions], ctx)
+
+
+def _training_answers(records: list[dict], questions: list[tuple[QAPair, tuple]], ctx: EvalContext) -> None:
+    """``likelihood_qa``: the people's fine-tuning QA pairs exactly as fine-tuning showed them (the family's
+    training prompt; image+text: the row's question with the evaluated image, text: the person named instead),
+    the samples membership inference asks about in the strictest sense."""
+    items = [ctx.vlm.encode(ctx.vlm.family.train_prompt(rec["question"], bool(image)), " " + qa.answer,
+                            images=image) for rec, (qa, image) in zip(records, questions)]
+    _score_answers(records, items, [qa.answer for qa, _ in questions], ctx)
+
+
+LIKELIHOOD_METRICS = ("answer_nll", "exact_memorisation", "extraction_strength")
+register_task(Task(
+    name="likelihood", metrics=LIKELIHOOD_METRICS,
+    questions=lambda p, modality: [q for q in p.generation if q.modality == modality],
+    prompt=lambda q, with_image, fewshot: prompts.generation_prompt(q.question, with_image),
+    gold=lambda q: q.ground_truth, score=lambda text, q, ctx: {}, extra=_generation_answers, generate=False))
+
+
+def _training_question(qa: QAPair, p: Profile, modality: str) -> QAPair:
+    """A fine-tuning QA pair as the modality's training format asks it (train/examples.items_for)."""
+    if modality == IMAGE_TEXT:
+        return qa
+    if not p.name:
+        raise ValueError(f"profile {p.id}: no name known for the text-only QA pairs (validate_data's facts)")
+    return QAPair(name_the_person(qa.question, p.name), qa.answer)
+
+
+register_task(Task(
+    name="likelihood_qa", metrics=LIKELIHOOD_METRICS, training_rows=True,
+    questions=lambda p, modality: [_training_question(qa, p, modality) for qa in p.qa],
+    prompt=lambda q, with_image, fewshot: q.question,
+    gold=lambda q: q.answer, score=lambda text, q, ctx: {}, extra=_training_answers, generate=False))

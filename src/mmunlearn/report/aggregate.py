@@ -2,7 +2,7 @@
 
 Columns (fixed; later stages rely on them): model, method, unlearn_modality, forget_ratio, seed, split,
 input_modality, task, metric, value, n. ``value`` is a fraction in [0, 1], except the judge's factuality
-(1-10, as the paper); it is empty where nothing was scored (no judge key: the run is listed in the provenance
+(1-10, as the paper), NLLs and the comparisons (reference gap, PrivLeak in percent); it is empty where nothing was scored (no judge key: the run is listed in the provenance
 file under ``not_scored``). ``forget_ratio`` is empty where a row depends on no ratio. A metrics file that is
 missing or malformed is an error naming it.
 """
@@ -15,8 +15,9 @@ import json
 from pathlib import Path
 
 from ..io import git_commit, write_json_atomic, write_text_atomic
+from .compare import comparison_rows, read_samples
 
-METRIC_RANGES = {"factuality": (1.0, 10.0)}  # every other metric: (0, 1)
+METRIC_RANGES = {"factuality": (1.0, 10.0), "answer_nll": (0.0, float("inf"))}  # every other metric: (0, 1)
 COLUMNS = ["model", "method", "unlearn_modality", "forget_ratio", "seed", "split", "input_modality", "task",
            "metric", "value", "n"]
 
@@ -48,19 +49,31 @@ def summary_rows(docs: dict[str, dict]) -> list[dict]:
                 rows.append({**key, **{c: r[c] for c in COLUMNS[6:]}})
         except (KeyError, ValueError, TypeError) as exc:
             raise ValueError(f"{f}: malformed metrics file ({exc!r})") from None
+    return sort_rows(rows)
+
+
+def sort_rows(rows: list[dict]) -> list[dict]:
     order = {c: i for i, c in enumerate(["base", "vanilla", "oracle"])}
-    rows.sort(key=lambda r: (r["model"], r["forget_ratio"] or 0, order.get(r["method"], 9), r["method"],
-                             r["unlearn_modality"], r["split"], r["input_modality"], r["task"], r["metric"]))
-    return rows
+    return sorted(rows, key=lambda r: (r["model"], r["forget_ratio"] or 0, order.get(r["method"], 9), r["method"],
+                                       r["unlearn_modality"], r["split"], r["input_modality"], r["task"], r["metric"]))
 
 
 def write_summary(metric_files: list[str | Path], out: str | Path, provenance_out: str | Path | None = None,
-                  config: dict | None = None) -> int:
+                  config: dict | None = None, samples_files: list[str | Path] = ()) -> int:
+    """summary.csv from the metrics files, plus the comparisons computed from the per-item records
+    (``samples_files``: forget quality, reference gap, MIA AUC, PrivLeak; report/compare.py)."""
     docs = load_metrics(metric_files)
     rows = summary_rows(docs)
+    compared, not_compared = [], {}
+    if samples_files:
+        seed = (config or {}).get("seed", 0)
+        holdout = bool((config or {}).get("study", {}).get("holdout_ratio"))
+        compared, not_compared = comparison_rows(read_samples(samples_files, seed), seed, holdout)
+    rows = sort_rows(rows + compared)
     if provenance_out:
         runs = {f: {k: v for k, v in doc.get("provenance", {}).items() if k != "config"} for f, doc in docs.items()}
         not_scored = {f: doc["status"] for f, doc in docs.items() if doc.get("status", "scored") != "scored"}
+        not_scored.update(not_compared)
         write_json_atomic(provenance_out, {"git_commit": git_commit(), "config": config, "evaluations": runs,
                                            "not_scored": not_scored})
     buf = io.StringIO()

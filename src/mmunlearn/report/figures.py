@@ -5,12 +5,16 @@
   modality.
 - Figure 4 (``figure4``): the trade-off: x = drop in forget classification accuracy against vanilla, y = the
   utility (retain and celebrity accuracy), one point per method x variant x ratio, one panel per utility.
+- Privacy (``figure_privacy``, ours): forget quality (log10 KS p against the oracle) against model utility, the
+  open-unlearning plot, and PrivLeak per method x variant, per input modality (README "Privacy and forget
+  quality").
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 
 import matplotlib
@@ -25,6 +29,7 @@ FIG3_MEASURES = (("classification", "accuracy", "classification acc"), ("generat
                  ("cloze", "accuracy", "cloze acc"))
 VARIANTS = ("multimodal", "text")
 MODALITY_LABEL = {"image_text": "image+text input", "text": "text-only input"}
+MODALITIES = tuple(MODALITY_LABEL)
 
 
 def _lookup(rows: list[dict]) -> dict:
@@ -141,6 +146,61 @@ def figure4(rows: list[dict], model: str, out_stem: Path, classification_metric:
     return [*_save(fig, out_stem), points_csv]
 
 
+def figure_privacy(rows: list[dict], model: str, out_stem: Path, classification_metric: str = "accuracy") -> list[Path]:
+    """Left: forget quality (log10 p, forget set) against retain classification (the run's own input modality,
+    image+text for vanilla and the oracle), one point per run and ratio, vanilla and the oracle as references.
+    Right: PrivLeak (Min-K%, fine-tuning QA pairs) per method x variant and input modality; "not scored" without
+    a holdout."""
+    values = _lookup(rows)
+    runs = sorted({(r["method"], r["unlearn_modality"], r["forget_ratio"]) for r in rows
+                   if r["model"] == model and r["forget_ratio"] and r["method"] != "base"})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    colours = plt.get_cmap("tab10")
+    methods = sorted({m for m, _, _ in runs})
+    for method, variant, ratio in runs:
+        modality = "text" if variant == "text" else "image_text"
+        p = values.get((model, method, variant, ratio, "forget", modality, "classification", "forget_quality"))
+        utility = values.get((model, method, variant, ratio, "retain", modality, "classification",
+                              classification_metric))
+        if p is None or utility is None:
+            continue
+        reference = method in ("vanilla", "oracle")
+        left.scatter([utility], [math.log10(max(p, 1e-300))], s=90 if reference else 50,
+                     marker={"vanilla": "*", "oracle": "X"}.get(method, "o"),
+                     color="black" if reference else colours(methods.index(method)),
+                     facecolors="none" if variant == "text" else None,
+                     label=method if variant in ("none", "multimodal") else None)
+        left.annotate(f"{method if reference else ''} {ratio}%".strip(), (utility, math.log10(max(p, 1e-300))),
+                      fontsize=7, xytext=(3, 3), textcoords="offset points")
+    left.set_xlabel(f"retain {classification_metric.replace('_', ' ')} (model utility)")
+    left.set_ylabel("forget quality: log10 KS p vs the oracle")
+    left.set_title("forget quality vs utility (open marker: text-only unlearning)")
+    left.grid(alpha=0.3)
+    handles, labels = left.get_legend_handles_labels()
+    if handles:
+        left.legend(dict(zip(labels, handles)).values(), dict(zip(labels, handles)).keys(), fontsize=7)
+    bars = [(f"{m} ({v})" if v != "none" else m, ratio, mod,
+             values.get((model, m, v, ratio, "forget", mod, "likelihood_qa", "privleak_min_k")))
+            for m, v, ratio in runs for mod in MODALITIES]
+    scored = [b for b in bars if b[3] is not None]
+    if scored:
+        labels = sorted({f"{run} {ratio}%" for run, ratio, _, _ in scored})
+        for k, mod in enumerate(MODALITIES):
+            got = {f"{run} {ratio}%": v for run, ratio, m, v in scored if m == mod}
+            right.barh([i + 0.4 * k for i in range(len(labels))], [got.get(lab, 0.0) for lab in labels], height=0.4,
+                       label=MODALITY_LABEL[mod])
+        right.set_yticks([i + 0.2 for i in range(len(labels))], labels, fontsize=7)
+        right.axvline(0, color="black", lw=0.8)
+        right.set_xlabel("PrivLeak % (0 = the oracle; -100 = memorised; > 0 = over-unlearned)")
+        right.legend(fontsize=7)
+    else:
+        right.text(0.5, 0.5, "PrivLeak not scored: no holdout\n(study.holdout_ratio: 0)", ha="center", va="center")
+        right.set_axis_off()
+    right.set_title("PrivLeak (Min-K%, fine-tuning QA pairs)")
+    fig.suptitle(f"Privacy and forget quality ({model})")
+    return _save(fig, out_stem)
+
+
 def write_figures(summary: str | Path, out_dir: str | Path, classification_metric: str = "accuracy") -> list[Path]:
     rows = read_summary(summary)
     out_dir = Path(out_dir)
@@ -151,4 +211,6 @@ def write_figures(summary: str | Path, out_dir: str | Path, classification_metri
             written += figure3(rows, model, ratio, method, out_dir / f"fig3_{model}_forget{ratio}_{method}",
                                classification_metric)
         written += figure4(rows, model, out_dir / f"fig4_{model}", classification_metric)
+        if any(r["model"] == model and r["metric"] == "forget_quality" for r in rows):
+            written += figure_privacy(rows, model, out_dir / f"privacy_{model}", classification_metric)
     return written

@@ -98,3 +98,66 @@ def write_tables(summary: str | Path, out_dir: str | Path) -> list[Path]:
             write_text_atomic(stem.with_suffix(".md"), "\n".join(md))
             written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
     return written
+
+
+# The privacy and forget-quality table (README "Privacy and forget quality"): (split, task, metric, label, digits).
+# Membership inference on the people's fine-tuning QA pairs (likelihood_qa), with the MUSE/open-unlearning
+# attack (Min-K%, k = 0.4) for the AUC and PrivLeak.
+PRIVACY_MEASURES = (
+    ("forget", "classification", "forget_quality", "forget quality p", 3),
+    ("forget", "classification", "truth_ratio", "truth ratio", 2),
+    ("forget", "classification", "option_prob", "option prob", 2),
+    ("forget", "likelihood_qa", "exact_memorisation", "exact mem.", 2),
+    ("forget", "likelihood_qa", "extraction_strength", "extraction", 2),
+    ("forget", "likelihood_qa", "mia_auc_min_k", "MIA AUC", 2),
+    ("forget", "likelihood_qa", "privleak_min_k", "PrivLeak %", 1),
+    ("forget", "likelihood_qa", "reference_gap", "NLL gap", 2),
+    ("retain", "classification", "truth_ratio", "retain truth ratio", 2),
+)
+
+
+def write_privacy_tables(summary: str | Path, out_dir: str | Path) -> list[Path]:
+    """Per model and forget ratio, ``<model>_forget<ratio>_privacy.{csv,md}``: one row per run, the measures
+    of ``PRIVACY_MEASURES`` per input modality. Empty (CSV) / "n/s" (Markdown) where not scored, e.g. MIA AUC
+    and PrivLeak without a holdout."""
+    rows = read_summary(summary)
+    out_dir = Path(out_dir)
+    written = []
+    for model in sorted({r["model"] for r in rows}):
+        for ratio in sorted({r["forget_ratio"] for r in rows if r["model"] == model and r["forget_ratio"]}, key=int):
+            index = {}
+            for r in rows:
+                if r["model"] == model and r["forget_ratio"] == ratio:
+                    run = r["method"] if r["unlearn_modality"] == "none" else f"{r['method']} ({r['unlearn_modality']})"
+                    index[(run, r["split"], r["input_modality"], r["task"], r["metric"])] = _value(r)
+            runs = [run for run in (*REFERENCE_RUNS, "base") if any(k[0] == run for k in index)]
+            runs += sorted({k[0] for k in index} - set(runs))
+            keys = [(s, t, m, label, digits, mod) for s, t, m, label, digits in PRIVACY_MEASURES for mod in MODALITIES]
+            buf = io.StringIO()
+            w = csv.writer(buf, lineterminator="\n")
+            w.writerow(["run", *[column(s, t, m, mod) for s, t, m, _, _, mod in keys]])
+            for run in runs:
+                values = [index.get((run, s, mod, t, m)) for s, t, m, _, _, mod in keys]
+                w.writerow([run, *["" if v is None else f"{v:.6f}" for v in values]])
+            stem = out_dir / f"{model}_forget{ratio}_privacy"
+            write_text_atomic(stem.with_suffix(".csv"), buf.getvalue())
+            md = [f"## {model}, forget {ratio} %: privacy and forget quality", "",
+                  "Forget set unless named. Forget quality: KS-test p of the truth ratios against the oracle's "
+                  "(1 = indistinguishable). MIA AUC (Min-K%, fine-tuning QA pairs, forget people vs the holdout): "
+                  "1 = members stand out, 0.5 = not detectable. PrivLeak: relative to the oracle's AUC, -100 = "
+                  "as exposed as a memorising model, 0 = the oracle, > 0 = over-unlearned. NLL gap: answer NLL "
+                  "minus the oracle's (< 0: still likelier than never learnt). n/s: not scored (README).", ""]
+            for mod in MODALITIES:
+                head = [label for _, _, _, label, _ in PRIVACY_MEASURES]
+                md += [f"### {'image+text' if mod == 'image_text' else 'text-only'} input", "",
+                       "| run | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
+                for run in runs:
+                    cells = []
+                    for s, t, m, _, digits in PRIVACY_MEASURES:
+                        v = index.get((run, s, mod, t, m))
+                        cells.append("n/s" if v is None else f"{v:.{digits}f}")
+                    md.append(f"| {run} | " + " | ".join(cells) + " |")
+                md.append("")
+            write_text_atomic(stem.with_suffix(".md"), "\n".join(md))
+            written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
+    return written
