@@ -79,3 +79,31 @@ def test_summary_carries_the_comparisons(tmp_path):
     bad.write_text("{not json\n")
     with pytest.raises(ValueError, match="bad.samples.jsonl:1"):
         read_samples([bad], 42)
+
+
+@pytest.mark.parametrize("holdout", [True, False])
+def test_privacy_table_and_figure(tmp_path, holdout):
+    from mmunlearn.report.figures import figure_privacy
+    from mmunlearn.report.tables import read_summary, write_privacy_tables
+
+    files = []
+    for (model, run, split), records in _samples(holdout).items():
+        for r in records:  # the fine-tuning QA pairs' task, which the table reports
+            r["task"] = "likelihood_qa" if r["task"] == "likelihood" else r["task"]
+        path = tmp_path / "results/eval" / model / run / f"{split}.samples.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        files.append(path)
+    summary = tmp_path / "summary.csv"
+    write_summary([], summary, None, {"seed": 42, "study": {"holdout_ratio": 10 if holdout else 0}}, files)
+    [csv_path, md_path] = write_privacy_tables(summary, tmp_path / "tables")
+    md = md_path.read_text()
+    vanilla = next(line for line in md.splitlines() if line.startswith("| vanilla |"))
+    oracle = next(line for line in md.splitlines() if line.startswith("| oracle |"))
+    cells = [c.strip() for c in vanilla.split("|")[2:-1]]
+    assert float(cells[0]) < 0.01  # forget quality p: far from the oracle
+    assert cells[6] == ("-100.0" if holdout else "n/s")  # PrivLeak
+    assert [c.strip() for c in oracle.split("|")[2:-1]][6] == ("0.0" if holdout else "n/s")
+    assert "ga (multimodal)" in md and csv_path.read_text().startswith("run,forget/classification.forget_quality")
+    paths = figure_privacy(read_summary(summary), "m", tmp_path / "privacy_m")
+    assert all(p.stat().st_size > 1000 for p in paths)

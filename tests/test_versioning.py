@@ -99,10 +99,10 @@ def test_checkout_of_an_older_version_reproduces_its_summary_without_training(ve
     # a workflow script: that rule's jobs only
     (("workflow_scripts/figures.py", "\n", "\n# an edit\n"), {"figures": 1, "all": 1, "total": 2}),
     # package code a rule uses (decoding): every evaluation (5 runs with a ratio, base and vanilla's 4 splits
-    # each) and what reads it, no training
+    # and the holdout each) and what reads it, no training
     (("src/mmunlearn/eval/decode.py", "\n", "\n# an edit\n"),
-     {"evaluate": 5, "evaluate_split": 8, "judge": 28, "aggregate": 1, "tables": 1, "figures": 1, "all": 1,
-      "total": 45}),
+     {"evaluate": 5, "evaluate_split": 10, "judge": 28, "aggregate": 1, "tables": 1, "figures": 1, "all": 1,
+      "total": 47}),
     # a new method: only its jobs (+ the aggregation that now reads them)
     (("config/demo.yaml", "methods: [ga, npo]", "methods: [ga, npo, grad_diff]"),
      {"unlearn": 2, "evaluate": 2, "judge": 8, "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 16}),

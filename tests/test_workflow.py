@@ -26,34 +26,58 @@ def workdir(tmp_path_factory):
     return wd
 
 
-METRICS = [("classification", "accuracy"), ("classification", "accuracy_loglik"), ("cloze", "accuracy"),
+METRICS = [("classification", "accuracy"), ("classification", "accuracy_loglik"), ("classification", "option_prob"),
+           ("classification", "truth_ratio"), ("cloze", "accuracy"),
            ("generation", "rouge1"), ("generation", "rouge2"), ("generation", "rougeL"), ("generation", "bleu"),
-           ("generation", "factuality")]
+           ("generation", "factuality"), ("likelihood", "exact_memorisation"), ("likelihood", "extraction_strength")]
+PRIVACY = [(task, metric) for task in ("likelihood", "likelihood_qa")
+           for metric in ("answer_nll", "exact_memorisation", "extraction_strength")]
 RUNS = [("base", "none"), ("vanilla", "none"), ("oracle", "none"), ("ga", "multimodal"), ("ga", "text"),
         ("npo", "multimodal"), ("npo", "text")]
+FRACTIONS = {"accuracy", "accuracy_loglik", "option_prob", "truth_ratio", "rouge1", "rouge2", "rougeL", "bleu",
+             "exact_memorisation", "extraction_strength", "forget_quality", "forget_quality_ks"}
 
 
 def test_summary_is_tidy_and_complete(workdir):
     rows = list(csv.DictReader((workdir / "results/summary.csv").open()))
     assert list(rows[0]) == ["model", "method", "unlearn_modality", "forget_ratio", "seed", "split",
                              "input_modality", "task", "metric", "value", "n"]
-    keys = {(r["method"], r["unlearn_modality"], r["split"], r["input_modality"], r["task"], r["metric"])
-            for r in rows}
+    index = {(r["method"], r["unlearn_modality"], r["split"], r["input_modality"], r["task"], r["metric"]): r
+             for r in rows}
+    assert len(index) == len(rows)  # one row per measurement
     for method, modality in RUNS:
-        for split in ("forget", "test", "retain", "celebrity"):
-            for inp in ("image_text", "text"):
+        for inp in ("image_text", "text"):
+            for split in ("forget", "test", "retain", "celebrity"):
                 for task, metric in METRICS:
-                    assert (method, modality, split, inp, task, metric) in keys, (method, split, inp, metric)
-    assert len(rows) == len(keys) == len(RUNS) * 4 * 2 * len(METRICS)
+                    assert (method, modality, split, inp, task, metric) in index, (method, split, inp, metric)
+            # the fine-tuning QA pairs of the people who have them; the holdout, teacher-forced tasks only
+            for split in ("forget", "retain", "holdout"):
+                for task, metric in PRIVACY:
+                    assert (method, modality, split, inp, task, metric) in index, (method, split, inp, task, metric)
+            assert not any(k[:4] == (method, modality, "holdout", inp) and k[4] not in ("likelihood", "likelihood_qa")
+                           for k in index)
+            # comparisons with the oracle; membership: forget people against the holdout
+            for split in ("forget", "test"):
+                fq = index[(method, modality, split, inp, "classification", "forget_quality")]
+                assert 0 <= float(fq["value"]) <= 1 and int(fq["n"]) > 0
+            for task in ("likelihood", "likelihood_qa"):
+                auc = index[(method, modality, "forget", inp, task, "mia_auc_min_k")]
+                leak = index[(method, modality, "forget", inp, task, "privleak_min_k")]
+                assert 0 <= float(auc["value"]) <= 1 and int(auc["n"]) > 0 and leak["value"] != ""
+                if method == "oracle":
+                    assert float(leak["value"]) == 0.0  # by construction
+                    assert float(index[(method, modality, "forget", inp, task, "reference_gap")]["value"]) == 0.0
     for r in rows:
-        assert r["forget_ratio"] == ("" if r["method"] in ("base", "vanilla") and r["split"] == "celebrity" else "10")
+        ratio_free = r["method"] in ("base", "vanilla") and r["split"] in ("celebrity", "holdout")
+        assert r["forget_ratio"] == ("" if ratio_free else "10")
         if r["metric"] == "factuality":  # no judge key in the test: not scored, never a number
             assert r["value"] == "" and r["n"] == "0"
-        else:
-            assert 0.0 <= float(r["value"]) <= 1.0 and int(r["n"]) > 0
-    # 20 profiles, 10 % forget = 2 profiles; one is the few-shot demo: 1 x 5 multiple-choice and 1 x 2 cloze
-    # questions are scored; generation is zero-shot (2 x 2)
-    forget = {(r["task"], r["n"]) for r in rows if r["method"] == "vanilla" and r["split"] == "forget"}
+        elif r["metric"] in FRACTIONS:
+            assert 0.0 <= float(r["value"]) <= 1.0 and int(r["n"]) > 0, r
+    # 20 profiles, 10 % forget = 2 profiles (2 more held out); one is the few-shot demo: 1 x 5 multiple-choice and
+    # 1 x 2 cloze questions are scored; generation is zero-shot (2 x 2)
+    forget = {(r["task"], r["n"]) for r in rows if r["method"] == "vanilla" and r["split"] == "forget"
+              and r["task"] in ("classification", "cloze", "generation") and "forget_quality" not in r["metric"]}
     assert forget == {("classification", "5"), ("cloze", "2"), ("generation", "4"), ("generation", "0")}
 
 
@@ -73,7 +97,8 @@ def test_results_carry_provenance(workdir):
     assert not list((workdir / "results/models/tiny-llava/vanilla/adapter").glob("model*.safetensors"))
     assert (workdir / "results/models/tiny-llava/ga_text_10/loss_log.csv").is_file()
     table = json.loads((workdir / "results/summary.provenance.json").read_text())
-    assert table["config"]["seed"] == 42 and len(table["evaluations"]) == 28 + 28  # evaluations + judge files
+    # 28 evaluations + 7 of the holdout, 28 judge files (the holdout is not judged: nothing generated)
+    assert table["config"]["seed"] == 42 and len(table["evaluations"]) == 35 + 28
     assert len(table["not_scored"]) == 28 and all("no API key" in v for v in table["not_scored"].values())
     assert metrics["decode"]["classification"]["items"] > 0
 
@@ -225,11 +250,13 @@ def test_tables_and_figures_from_the_summary(workdir):
     result = snakemake(workdir, "results/tables", "results/figures", timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert sorted(p.name for p in (workdir / "results/tables").glob("tiny-llava*")) == \
-        ["tiny-llava_forget10.csv", "tiny-llava_forget10.md"]
-    figures = sorted(p.name for p in (workdir / "results/figures").glob("fig*"))
+        ["tiny-llava_forget10.csv", "tiny-llava_forget10.md", "tiny-llava_forget10_privacy.csv",
+         "tiny-llava_forget10_privacy.md"]
+    figures = sorted(p.name for p in (workdir / "results/figures").glob("[!.]*"))
     assert figures == ["fig3_tiny-llava_forget10_ga.pdf", "fig3_tiny-llava_forget10_ga.png",
                        "fig3_tiny-llava_forget10_npo.pdf", "fig3_tiny-llava_forget10_npo.png",
-                       "fig4_tiny-llava.pdf", "fig4_tiny-llava.png", "fig4_tiny-llava_points.csv"]
+                       "fig4_tiny-llava.pdf", "fig4_tiny-llava.png", "fig4_tiny-llava_points.csv",
+                       "privacy_tiny-llava.pdf", "privacy_tiny-llava.png"]
     summary = json.loads((workdir / "results/summary.json").read_text())
     assert summary["tiny-llava"]["vanilla"]["celebrity"]["text"]["classification.accuracy_loglik"] >= 0
     # the self-contained HTML report: figures, tables, each job's config and runtime
@@ -237,4 +264,5 @@ def test_tables_and_figures_from_the_summary(workdir):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     html = (workdir / "results/report.html").read_text(errors="ignore")
     assert len(html) > 100_000 and "fig4_tiny-llava" in html and "tiny-llava_forget10" in html
+    assert "privacy_tiny-llava" in html
     assert "summary.provenance.json" in html

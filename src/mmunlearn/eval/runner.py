@@ -72,9 +72,13 @@ def demo_profiles(split: str, task: str, split_info: dict, full: dict, eval_cfg:
 
 
 def split_tasks(split: str, tasks: list[str]) -> list[str]:
-    """The tasks scored on ``split``: on the holdout only the teacher-forced ones (membership inference needs
-    its likelihoods; what the people's answers would be is not a question for it)."""
-    return [t for t in tasks if split != HOLDOUT or not get_task(t).generate]
+    """The tasks scored on ``split``: those declared for it (``Task.splits``), and on the holdout only the
+    teacher-forced ones (membership inference needs their likelihoods; what the people would answer is not its
+    question)."""
+    def scored(task) -> bool:
+        return (task.splits is None or split in task.splits) and (split != HOLDOUT or not task.generate)
+
+    return [t for t in tasks if scored(get_task(t))]
 
 
 def evaluate_split(vlm: VisionLanguageModel, bench_root: str | Path, split: str, split_info: dict,
@@ -107,6 +111,10 @@ def evaluate_split(vlm: VisionLanguageModel, bench_root: str | Path, split: str,
         for modality in MODALITIES:
             t0 = time.time()
             scored = run_task(task, profiles, modality, ctx)
+            if not scored and task.training_rows:
+                log.info("%s/%s/%s: none of these people has fine-tuning rows; not scored", split, task_name,
+                         modality)
+                continue
             for s in scored:
                 s.update(task=task_name, input_modality=modality)
             samples += scored

@@ -54,6 +54,7 @@ class Task:
     extra: Callable[[list[dict], list[tuple[str, tuple]], EvalContext], None] | None = None  # more scoring
     generate: bool = True  # False: a teacher-forced task; ``extra`` scores every record, nothing is decoded
     training_rows: bool = False  # its questions are the people's fine-tuning QA pairs (Profile.qa, name)
+    splits: tuple[str, ...] | None = None  # the splits it is scored on; None: every split
 
 
 TASKS: dict[str, Task] = {}
@@ -280,7 +281,9 @@ def _training_question(qa: QAPair, p: Profile, modality: str) -> QAPair:
 
 
 register_task(Task(
-    name="likelihood_qa", metrics=LIKELIHOOD_METRICS, training_rows=True,
+    # forget, retain and the holdout: the Test set's people are the forget people, whose QA pairs are the same
+    # rows (text-only: the same prompts), and the celebrities have none
+    name="likelihood_qa", metrics=LIKELIHOOD_METRICS, training_rows=True, splits=("forget", "retain", "holdout"),
     questions=lambda p, modality: [_training_question(qa, p, modality) for qa in p.qa],
     prompt=lambda q, with_image, fewshot: q.question,
     gold=lambda q: q.answer, score=lambda text, q, ctx: {}, extra=_training_answers, generate=False))
