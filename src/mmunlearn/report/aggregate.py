@@ -81,10 +81,18 @@ def write_summary(metric_files: list[str | Path], out: str | Path, provenance_ou
     writer.writeheader()
     for r in rows:
         writer.writerow({**r, "forget_ratio": "" if r["forget_ratio"] is None else r["forget_ratio"],
-                         "value": "" if r["value"] is None else f"{r['value']:.6f}"})
+                         "value": format_value(r["value"])})
     write_text_atomic(out, buf.getvalue())
     write_json_atomic(Path(out).with_suffix(".json"), summary_json(rows))
     return len(rows)
+
+
+def format_value(value: float | None) -> str:
+    """Six decimals; a value too small for them (a forget-quality p-value) in six significant digits, so that
+    log10 p stays readable from the CSV."""
+    if value is None:
+        return ""
+    return f"{value:.6g}" if value and abs(value) < 1e-4 else f"{value:.6f}"
 
 
 def summary_json(rows: list[dict]) -> dict:

@@ -155,7 +155,8 @@ def write_privacy_tables(summary: str | Path, out_dir: str | Path) -> list[Path]
                     cells = []
                     for s, t, m, _, digits in PRIVACY_MEASURES:
                         v = index.get((run, s, mod, t, m))
-                        cells.append("n/s" if v is None else f"{v:.{digits}f}")
+                        small = v is not None and m == "forget_quality" and 0 < v < 10 ** -digits
+                        cells.append("n/s" if v is None else f"{v:.1e}" if small else f"{v:.{digits}f}")
                     md.append(f"| {run} | " + " | ".join(cells) + " |")
                 md.append("")
             write_text_atomic(stem.with_suffix(".md"), "\n".join(md))
