@@ -53,7 +53,6 @@ def _check_study():
 _check_study()
 
 
-
 def code_version(*paths):
     """Content hash of the code a rule runs (scripts and package modules), used as a param so that editing
     the code reruns the rule while a new git commit alone does not."""

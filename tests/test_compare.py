@@ -69,7 +69,7 @@ def test_summary_carries_the_comparisons(tmp_path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps(r) + "\n" for r in records))
         files.append(path)
-    assert len(read_samples(files, 42)[("m", "vanilla", "forget_10")]) == 24
+    assert len(read_samples(files)[("m", "vanilla", "forget_10")]) == 24
     out = tmp_path / "summary.csv"
     n = write_summary([], out, tmp_path / "prov.json", {"seed": 42, "study": {"holdout_ratio": 10}}, files)
     lines = out.read_text().splitlines()
@@ -78,7 +78,7 @@ def test_summary_carries_the_comparisons(tmp_path):
     bad = tmp_path / "results/eval/m/vanilla/bad.samples.jsonl"
     bad.write_text("{not json\n")
     with pytest.raises(ValueError, match="bad.samples.jsonl:1"):
-        read_samples([bad], 42)
+        read_samples([bad])
 
 
 @pytest.mark.parametrize("holdout", [True, False])

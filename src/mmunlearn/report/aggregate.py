@@ -68,7 +68,7 @@ def write_summary(metric_files: list[str | Path], out: str | Path, provenance_ou
     if samples_files:
         seed = (config or {}).get("seed", 0)
         holdout = bool((config or {}).get("study", {}).get("holdout_ratio"))
-        compared, not_compared = comparison_rows(read_samples(samples_files, seed), seed, holdout)
+        compared, not_compared = comparison_rows(read_samples(samples_files), seed, holdout)
     rows = sort_rows(rows + compared)
     if provenance_out:
         runs = {f: {k: v for k, v in doc.get("provenance", {}).items() if k != "config"} for f, doc in docs.items()}

@@ -24,7 +24,7 @@ NO_HOLDOUT = ("no holdout (study.holdout_ratio: 0): MLLMU-Bench's vanilla model 
               "so there are no non-members to tell the forget people from")
 
 
-def read_samples(paths: list[str | Path], seed: int) -> dict[tuple[str, str, str], list[dict]]:
+def read_samples(paths: list[str | Path]) -> dict[tuple[str, str, str], list[dict]]:
     """``{(model, run, split file name): records}`` of the teacher-forced and classification records, from
     ``results/eval/<model>/<run>/<split>.samples.jsonl``."""
     out = {}

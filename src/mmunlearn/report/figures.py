@@ -23,13 +23,13 @@ matplotlib.use("Agg")  # no display: CI, compute nodes
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ..io import atomic_file, write_text_atomic  # noqa: E402
-from .tables import read_summary  # noqa: E402
+from .compare import PRIVLEAK_ATTACK  # noqa: E402
+from .tables import MODALITIES, read_summary  # noqa: E402
 
 FIG3_MEASURES = (("classification", "accuracy", "classification acc"), ("generation", "rougeL", "ROUGE-L"),
                  ("cloze", "accuracy", "cloze acc"))
 VARIANTS = ("multimodal", "text")
 MODALITY_LABEL = {"image_text": "image+text input", "text": "text-only input"}
-MODALITIES = tuple(MODALITY_LABEL)
 
 
 def _lookup(rows: list[dict]) -> dict:
@@ -180,7 +180,7 @@ def figure_privacy(rows: list[dict], model: str, out_stem: Path, classification_
     if handles:
         left.legend(dict(zip(labels, handles)).values(), dict(zip(labels, handles)).keys(), fontsize=7)
     bars = [(f"{m} ({v})" if v != "none" else m, ratio, mod,
-             values.get((model, m, v, ratio, "forget", mod, "likelihood_qa", "privleak_min_k")))
+             values.get((model, m, v, ratio, "forget", mod, "likelihood_qa", f"privleak_{PRIVLEAK_ATTACK}")))
             for m, v, ratio in runs for mod in MODALITIES]
     scored = [b for b in bars if b[3] is not None]
     if scored:

@@ -10,6 +10,7 @@ import io
 from pathlib import Path
 
 from ..io import write_text_atomic
+from .compare import PRIVLEAK_ATTACK
 
 SETS = ("forget", "test", "retain", "celebrity")
 MODALITIES = ("image_text", "text")
@@ -109,8 +110,8 @@ PRIVACY_MEASURES = (
     ("forget", "classification", "option_prob", "option prob", 2),
     ("forget", "likelihood_qa", "exact_memorisation", "exact mem.", 2),
     ("forget", "likelihood_qa", "extraction_strength", "extraction", 2),
-    ("forget", "likelihood_qa", "mia_auc_min_k", "MIA AUC", 2),
-    ("forget", "likelihood_qa", "privleak_min_k", "PrivLeak %", 1),
+    ("forget", "likelihood_qa", f"mia_auc_{PRIVLEAK_ATTACK}", "MIA AUC", 2),
+    ("forget", "likelihood_qa", f"privleak_{PRIVLEAK_ATTACK}", "PrivLeak %", 1),
     ("forget", "likelihood_qa", "reference_gap", "NLL gap", 2),
     ("retain", "classification", "truth_ratio", "retain truth ratio", 2),
 )
