@@ -94,4 +94,4 @@ bench-demo: venv
 	$(BIN)/python bench/demo_time.py
 
 clean-demo:
-	rm -rf data/demo data/splits results/models results/eval results/summary.csv logs .snakemake
+	rm -rf data/demo data/splits results/models results/eval results/summary.csv results/differences.csv logs .snakemake

@@ -200,9 +200,9 @@ def eval_splits(run):
 
 
 def all_eval_outputs(kind="json"):
-    """Every evaluation's metrics file (``kind="json"``), or its factuality file (``"factuality.json"``, only
-    when the study generates answers)."""
-    if kind == "factuality.json" and "generation" not in STUDY["tasks"]:
+    """Every evaluation's metrics file (``kind="json"``), its per-item records (``"samples.jsonl"``), or its
+    factuality files (``"factuality.json"``, ``"factuality.jsonl"``; only when the study generates answers)."""
+    if kind.startswith("factuality") and "generation" not in STUDY["tasks"]:
         return []
     return [f"results/eval/{m}/{run}/{split}.{kind}" for m in STUDY["models"] for run in run_names()
             for split in eval_splits(run) if kind in ("json", "samples.jsonl") or split != "holdout"]

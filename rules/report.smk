@@ -11,9 +11,11 @@ rule aggregate:
     input:
         metrics=all_eval_outputs(),
         factuality=all_eval_outputs("factuality.json"),
-        samples=all_eval_outputs("samples.jsonl"),  # per-item records: comparisons with the oracle, MIA
+        samples=all_eval_outputs("samples.jsonl"),  # per-item records: intervals, comparisons with the oracle, MIA
+        judged=all_eval_outputs("factuality.jsonl"),  # the judge's per-item scores: factuality's intervals
     output:
         summary="results/summary.csv",
+        differences="results/differences.csv",  # paired differences with their intervals (report/intervals.py)
         summary_json="results/summary.json",  # the same numbers nested, for dvc metrics show/diff
         provenance=report("results/summary.provenance.json", category="Provenance",
                           caption="../report/provenance.rst"),
@@ -31,6 +33,7 @@ rule aggregate:
 rule tables:
     input:
         summary="results/summary.csv",
+        differences="results/differences.csv",
     output:
         report(directory("results/tables"), patterns=["{name}.csv"], caption="../report/tables.rst",
                category="Tables"),
@@ -47,6 +50,7 @@ rule tables:
 rule figures:
     input:
         summary="results/summary.csv",
+        differences="results/differences.csv",  # the error bars of the changes against vanilla
     output:
         report(directory("results/figures"), patterns=["{name}.png"], caption="../report/figures.rst",
                category="Figures"),

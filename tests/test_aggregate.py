@@ -25,11 +25,35 @@ def test_summary_rows(tmp_path):
     assert rows == [
         {"model": "tiny", "method": "vanilla", "unlearn_modality": "none", "forget_ratio": "", "seed": "42",
          "split": "celebrity", "input_modality": "image_text", "task": "classification", "metric": "accuracy",
-         "value": "0.500000", "n": "10"},
+         "value": "0.500000", "n": "10", "ci_low": "", "ci_high": ""},  # no per-item records: no interval
         {"model": "tiny", "method": "ga", "unlearn_modality": "text", "forget_ratio": "15", "seed": "42",
          "split": "forget", "input_modality": "text", "task": "classification", "metric": "accuracy_loglik",
-         "value": "0.250000", "n": "8"},
+         "value": "0.250000", "n": "8", "ci_low": "", "ci_high": ""},
     ]
+
+
+def test_intervals_from_the_per_item_records(tmp_path):
+    """The layout the DAG writes: a cell whose value is the mean of its items gets the person-level interval;
+    the differences file pairs each run with vanilla."""
+    runs = {"vanilla": [1.0, 1.0, 0.0, 1.0] * 5, "ga_text_5": [0.0, 1.0, 0.0, 0.0] * 5}
+    metrics, samples = [], []
+    for run, scores in runs.items():
+        d = tmp_path / "results/eval/tiny" / run
+        d.mkdir(parents=True)
+        value = sum(scores) / len(scores)
+        metrics.append(_metrics(d / "forget_5.json", "tiny", run, "forget_5", [
+            {"input_modality": "text", "task": "cloze", "metric": "accuracy", "value": value, "n": len(scores)}]))
+        recs = [{"task": "cloze", "input_modality": "text", "prompt_id": f"{k // 2}/text/{k % 2}",
+                 "profile_id": str(k // 2), "score": {"accuracy": x}, "raw_output": "dropped"} for k, x in enumerate(scores)]
+        samples.append(d / "forget_5.samples.jsonl")
+        samples[-1].write_text("".join(json.dumps(r) + "\n" for r in recs))
+    out, diff = tmp_path / "summary.csv", tmp_path / "differences.csv"
+    write_summary(metrics, out, samples_files=samples, differences_out=diff)
+    rows = {r["method"]: r for r in csv.DictReader(out.open())}
+    assert float(rows["vanilla"]["ci_low"]) < 0.75 < float(rows["vanilla"]["ci_high"])
+    (d,) = list(csv.DictReader(diff.open()))
+    assert (d["comparison"], d["method"], d["against"], d["split"]) == ("vs_vanilla", "ga", "vanilla", "forget")
+    assert float(d["value"]) == pytest.approx(0.25 - 0.75) and float(d["ci_high"]) < 0 and d["excludes_zero"] == "True"
 
 
 def test_run_identity():

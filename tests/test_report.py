@@ -41,16 +41,16 @@ def summary(tmp_path):
 def test_table_cells_and_deltas(summary):
     runs, columns, cells = table_cells(read_summary(summary), "m", "5")
     assert runs == ["vanilla", "ga (multimodal)", "ga (text)"]
-    assert cells[("vanilla", column("forget", "classification", "accuracy", "image_text"))] == (0.8, None)
-    value, delta = cells[("ga (multimodal)", column("forget", "classification", "accuracy", "image_text"))]
+    assert cells[("vanilla", column("forget", "classification", "accuracy", "image_text"))][:2] == (0.8, None)
+    value, delta, *_ = cells[("ga (multimodal)", column("forget", "classification", "accuracy", "image_text"))]
     assert value == pytest.approx(0.5) and delta == pytest.approx(-0.3)
-    value, delta = cells[("ga (text)", column("forget", "classification", "accuracy", "image_text"))]
+    value, delta, *_ = cells[("ga (text)", column("forget", "classification", "accuracy", "image_text"))]
     assert value == pytest.approx(0.8) and delta == pytest.approx(0.0)
     # the celebrity row of vanilla (no ratio) is the reference of every ratio's table
     assert cells[("ga (text)", column("celebrity", "classification", "accuracy", "text"))][1] == pytest.approx(-0.1)
     # a factuality the unlearned run has and vanilla has not: a value, no delta
-    assert cells[("ga (text)", column("forget", "generation", "factuality", "text"))] == (6.5, None)
-    assert cells[("ga (text)", column("forget", "generation", "rougeL", "text"))] == (None, None)
+    assert cells[("ga (text)", column("forget", "generation", "factuality", "text"))][:2] == (6.5, None)
+    assert cells[("ga (text)", column("forget", "generation", "rougeL", "text"))][:2] == (None, None)
 
 
 def test_written_tables(summary, tmp_path):
@@ -66,14 +66,59 @@ def test_written_tables(summary, tmp_path):
 
 def test_tradeoff_points_and_figures_render(summary, tmp_path):
     points = tradeoff_points(read_summary(summary), "m")
-    assert [(p["variant"], round(p["forget_drop"], 6), p["retain"], p["celebrity"]) for p in points] == \
-        [("multimodal", 0.3, 0.7, 0.7), ("text", 0.0, 0.7, 0.7)]
+    assert [(p["method"], p["variant"], round(p["forget_drop"], 6), p["retain"], p["celebrity"]) for p in points] == \
+        [("ga", "multimodal", 0.3, 0.7, 0.7), ("ga", "text", 0.0, 0.7, 0.7), ("vanilla", "none", 0.0, 0.8, 0.8)]
+    assert points[0]["forget_drop_ci_low"] is None  # no differences.csv: no error bars
     paths = write_figures(summary, tmp_path / "figures")
     names = sorted(p.name for p in paths)
     assert names == ["fig3_m_forget5_ga.pdf", "fig3_m_forget5_ga.png", "fig4_m.pdf", "fig4_m.png",
                      "fig4_m_points.csv"]
-    assert (tmp_path / "figures/fig4_m_points.csv").read_text().splitlines()[1] == "ga,multimodal,5,0.3,0.7,0.7"
+    assert (tmp_path / "figures/fig4_m_points.csv").read_text().splitlines()[1] == "ga,multimodal,5,0.3,0.7,0.7,,,,,,"
     for p in [p for p in paths if p.suffix != ".csv"]:
         head = p.read_bytes()[:8]
         assert head.startswith(b"\x89PNG") if p.suffix == ".png" else head.startswith(b"%PDF")
         assert p.stat().st_size > 5000
+
+
+def test_intervals_markers_and_the_selectivity_table(summary, tmp_path):
+    """Intervals from summary.csv's ci columns, the * from differences.csv, and the selectivity table built from
+    its vs_vanilla and selectivity rows (drops are minus the changes, with the interval's ends swapped)."""
+    rows = read_summary(summary)
+    for r in rows:
+        r["ci_low"], r["ci_high"] = ("0.400000", "0.600000") if r["method"] == "ga" and r["value"] == "0.500000" \
+            else ("", "")
+    with summary.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    from mmunlearn.report.intervals import DIFFERENCE_COLUMNS
+
+    def diff(comparison, split, value, low, high, task="classification", metric="accuracy"):
+        return {"model": "m", "comparison": comparison, "method": "ga", "unlearn_modality": "multimodal",
+                "against": "vanilla", "forget_ratio": "5", "seed": "42", "split": split, "input_modality": "image_text",
+                "task": task, "metric": metric, "value": value, "ci_low": low, "ci_high": high, "n": 40,
+                "excludes_zero": str(low > 0 or high < 0)}
+    path = tmp_path / "differences.csv"
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=DIFFERENCE_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows([diff("vs_vanilla", "forget", -0.3, -0.4, -0.2), diff("vs_vanilla", "retain", -0.1, -0.15, 0.01),
+                     diff("selectivity", "forget-retain", 0.2, 0.05, 0.3)])
+    paths = write_tables(summary, tmp_path / "tables", path)
+    assert [p.name for p in paths] == ["m_forget5.csv", "m_forget5.md", "m_forget5_selectivity.csv",
+                                       "m_forget5_selectivity.md"]
+    md = paths[1].read_text()
+    assert "| ga (multimodal) | 0.50 [0.40, 0.60] (-0.30*) | 0.80 (+0.00) |" in md
+    table = list(csv.DictReader(paths[0].open()))
+    assert table[1]["delta ci_high forget/classification.accuracy/image_text"] == "-0.200000"
+    (sel,) = list(csv.DictReader(paths[2].open()))
+    assert (sel["run"], sel["forget_drop"], sel["forget_drop_ci_low"], sel["forget_drop_ci_high"]) == \
+        ("ga (multimodal)", "0.300000", "0.200000", "0.400000")
+    assert (sel["retain_drop_ci_low"], sel["margin"], sel["margin_excludes_zero"]) == ("-0.010000", "0.200000", "True")
+    assert "| 0.300 [0.200, 0.400] | 0.100 [-0.010, 0.150] | 0.200 [0.050, 0.300]* |" in paths[3].read_text()
+    from mmunlearn.report.tables import read_differences
+    points = tradeoff_points(read_summary(summary), "m", differences=read_differences(path))
+    ga = points[0]
+    assert (ga["method"], ga["variant"], ga["forget_drop_ci_low"], ga["forget_drop_ci_high"]) == \
+        ("ga", "multimodal", pytest.approx(0.2), pytest.approx(0.4))
+    assert points[-1]["method"] == "vanilla" and points[-1]["forget_drop_ci_low"] == 0.0  # the reference itself

@@ -41,7 +41,7 @@ FRACTIONS = {"accuracy", "accuracy_loglik", "option_prob", "truth_ratio", "rouge
 def test_summary_is_tidy_and_complete(workdir):
     rows = list(csv.DictReader((workdir / "results/summary.csv").open()))
     assert list(rows[0]) == ["model", "method", "unlearn_modality", "forget_ratio", "seed", "split",
-                             "input_modality", "task", "metric", "value", "n"]
+                             "input_modality", "task", "metric", "value", "n", "ci_low", "ci_high"]
     index = {(r["method"], r["unlearn_modality"], r["split"], r["input_modality"], r["task"], r["metric"]): r
              for r in rows}
     assert len(index) == len(rows)  # one row per measurement
@@ -74,6 +74,20 @@ def test_summary_is_tidy_and_complete(workdir):
             assert r["value"] == "" and r["n"] == "0"
         elif r["metric"] in FRACTIONS:
             assert 0.0 <= float(r["value"]) <= 1.0 and int(r["n"]) > 0, r
+        # every mean over items has its interval around it; a cross-model measure has none
+        if r["metric"] in FRACTIONS - {"forget_quality", "forget_quality_ks"} or r["metric"] == "answer_nll":
+            assert float(r["ci_low"]) - 1e-6 <= float(r["value"]) <= float(r["ci_high"]) + 1e-6, r
+        elif r["metric"].startswith(("forget_quality", "mia_auc", "privleak", "reference_gap")):
+            assert r["ci_low"] == r["ci_high"] == "", r
+    # the paired differences: each run against vanilla, multimodal against text-only, the selectivity margins
+    diffs = list(csv.DictReader((workdir / "results/differences.csv").open()))
+    kinds = {(d["comparison"], d["method"], d["unlearn_modality"], d["split"]) for d in diffs}
+    assert {("vs_vanilla", "ga", "text", "forget"), ("vs_vanilla", "oracle", "none", "retain"),
+            ("multimodal_vs_text", "npo", "multimodal", "celebrity"), ("selectivity", "ga", "multimodal",
+                                                                      "forget-retain")} <= kinds
+    for d in diffs:
+        assert float(d["ci_low"]) - 1e-6 <= float(d["value"]) <= float(d["ci_high"]) + 1e-6, d
+        assert d["excludes_zero"] == str(float(d["ci_low"]) > 0 or float(d["ci_high"]) < 0)
     # 20 profiles, 10 % forget = 2 profiles (2 more held out); one is the few-shot demo: 1 x 5 multiple-choice and
     # 1 x 2 cloze questions are scored; generation is zero-shot (2 x 2)
     forget = {(r["task"], r["n"]) for r in rows if r["method"] == "vanilla" and r["split"] == "forget"
@@ -251,7 +265,7 @@ def test_tables_and_figures_from_the_summary(workdir):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert sorted(p.name for p in (workdir / "results/tables").glob("tiny-llava*")) == \
         ["tiny-llava_forget10.csv", "tiny-llava_forget10.md", "tiny-llava_forget10_privacy.csv",
-         "tiny-llava_forget10_privacy.md"]
+         "tiny-llava_forget10_privacy.md", "tiny-llava_forget10_selectivity.csv", "tiny-llava_forget10_selectivity.md"]
     figures = sorted(p.name for p in (workdir / "results/figures").glob("[!.]*"))
     assert figures == ["fig3_tiny-llava_forget10_ga.pdf", "fig3_tiny-llava_forget10_ga.png",
                        "fig3_tiny-llava_forget10_npo.pdf", "fig3_tiny-llava_forget10_npo.png",

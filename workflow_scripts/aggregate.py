@@ -1,10 +1,12 @@
-"""Every evaluation's metrics JSON into results/summary.csv (one row per measurement), plus the provenance of
-the table (commit, resolved config, and each evaluation's own provenance) beside it."""
+"""Every evaluation's metrics JSON into results/summary.csv (one row per measurement, with its bootstrap
+interval), the paired differences into results/differences.csv, plus the provenance of the table (commit,
+resolved config, and each evaluation's own provenance) beside it."""
 from mmunlearn.report.aggregate import write_summary
 from mmunlearn.workflow import setup
 
 smk = snakemake  # noqa: F821
 log = setup(smk)
 rows = write_summary([*smk.input.metrics, *smk.input.factuality], smk.output.summary, smk.output.provenance,
-                     dict(smk.config), samples_files=list(smk.input.samples))
+                     dict(smk.config), samples_files=list(smk.input.samples), judged_files=list(smk.input.judged),
+                     differences_out=smk.output.differences)
 log.info("%d rows -> %s", rows, smk.output.summary)

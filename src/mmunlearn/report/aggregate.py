@@ -1,7 +1,8 @@
 """Aggregation: metrics JSON files -> the tidy ``results/summary.csv``.
 
 Columns (fixed; later stages rely on them): model, method, unlearn_modality, forget_ratio, seed, split,
-input_modality, task, metric, value, n. ``value`` is a fraction in [0, 1], except the judge's factuality
+input_modality, task, metric, value, n, ci_low, ci_high (the bootstrap interval, report/uncertainty.py; empty
+where the value is not a mean over items). ``value`` is a fraction in [0, 1], except the judge's factuality
 (1-10, as the paper), NLLs and the comparisons (reference gap, PrivLeak in percent); it is empty where nothing was scored (no judge key: the run is listed in the provenance
 file under ``not_scored``). ``forget_ratio`` is empty where a row depends on no ratio. A metrics file that is
 missing or malformed is an error naming it.
@@ -15,11 +16,13 @@ import json
 from pathlib import Path
 
 from ..io import git_commit, write_json_atomic, write_text_atomic
-from .compare import comparison_rows, read_samples
+from .compare import JUDGED_FIELDS, comparison_rows, read_samples
+from .intervals import DIFFERENCE_COLUMNS, Intervals, item_scores
+from .uncertainty import Bootstrap
 
 METRIC_RANGES = {"factuality": (1.0, 10.0), "answer_nll": (0.0, float("inf"))}  # every other metric: (0, 1)
 COLUMNS = ["model", "method", "unlearn_modality", "forget_ratio", "seed", "split", "input_modality", "task",
-           "metric", "value", "n"]
+           "metric", "value", "n", "ci_low", "ci_high"]
 
 
 def load_metrics(metric_files: list[str | Path]) -> dict[str, dict]:
@@ -36,9 +39,10 @@ def load_metrics(metric_files: list[str | Path]) -> dict[str, dict]:
     return docs
 
 
-def summary_rows(docs: dict[str, dict]) -> list[dict]:
+def summary_rows(docs: dict[str, dict], intervals: Intervals | None = None) -> list[dict]:
     rows = []
     for f, doc in docs.items():
+        model, run, split = _eval_names(f)
         try:
             key = {c: doc[c] for c in COLUMNS[:6]}
             for r in doc["results"]:
@@ -46,10 +50,19 @@ def summary_rows(docs: dict[str, dict]) -> list[dict]:
                 low, high = METRIC_RANGES.get(r["metric"], (0.0, 1.0))
                 if value is not None and not low <= value <= high:
                     raise ValueError(f"value {value} of {r['metric']} is outside [{low:g}, {high:g}]")
-                rows.append({**key, **{c: r[c] for c in COLUMNS[6:]}})
+                ci = intervals.cell(model, run, split, r["task"], r["input_modality"], r["metric"], value) \
+                    if intervals else None
+                rows.append({**key, **{c: r[c] for c in COLUMNS[6:11]}, "ci_low": ci[0] if ci else None,
+                             "ci_high": ci[1] if ci else None})
         except (KeyError, ValueError, TypeError) as exc:
             raise ValueError(f"{f}: malformed metrics file ({exc!r})") from None
     return sort_rows(rows)
+
+
+def _eval_names(path: str | Path) -> tuple[str, str, str]:
+    """(model, run, split) of ``results/eval/<model>/<run>/<split>[.factuality].json``."""
+    p = Path(path)
+    return p.parts[-3] if len(p.parts) > 2 else "", p.parent.name, p.name.split(".")[0]
 
 
 def sort_rows(rows: list[dict]) -> list[dict]:
@@ -59,32 +72,44 @@ def sort_rows(rows: list[dict]) -> list[dict]:
 
 
 def write_summary(metric_files: list[str | Path], out: str | Path, provenance_out: str | Path | None = None,
-                  config: dict | None = None, samples_files: list[str | Path] = ()) -> int:
-    """summary.csv from the metrics files, plus the comparisons computed from the per-item records
-    (``samples_files``: forget quality, reference gap, MIA AUC, PrivLeak; report/compare.py)."""
+                  config: dict | None = None, samples_files: list[str | Path] = (),
+                  judged_files: list[str | Path] = (), differences_out: str | Path | None = None) -> int:
+    """summary.csv from the metrics files, with the bootstrap interval of every cell that is a mean over items,
+    plus the comparisons computed from the per-item records (``samples_files``: forget quality, reference gap,
+    MIA AUC, PrivLeak; report/compare.py), and the paired differences (``differences_out``,
+    report/intervals.py) from the same records and the judge's (``judged_files``)."""
     docs = load_metrics(metric_files)
-    rows = summary_rows(docs)
+    seed = (config or {}).get("seed", 0)
+    samples = read_samples(samples_files)
+    intervals = Intervals(item_scores(samples, read_samples(judged_files, ".factuality.jsonl", JUDGED_FIELDS)),
+                          Bootstrap.from_config(config))
+    rows = summary_rows(docs, intervals)
     compared, not_compared = [], {}
     if samples_files:
-        seed = (config or {}).get("seed", 0)
         holdout = bool((config or {}).get("study", {}).get("holdout_ratio"))
-        compared, not_compared = comparison_rows(read_samples(samples_files), seed, holdout)
-    rows = sort_rows(rows + compared)
+        compared, not_compared = comparison_rows(samples, seed, holdout)
+    rows = sort_rows(rows + [{**r, "ci_low": None, "ci_high": None} for r in compared])
     if provenance_out:
         runs = {f: {k: v for k, v in doc.get("provenance", {}).items() if k != "config"} for f, doc in docs.items()}
         not_scored = {f: doc["status"] for f, doc in docs.items() if doc.get("status", "scored") != "scored"}
         not_scored.update(not_compared)
         write_json_atomic(provenance_out, {"git_commit": git_commit(), "config": config, "evaluations": runs,
                                            "not_scored": not_scored})
+    write_text_atomic(out, _csv(COLUMNS, rows))
+    write_json_atomic(Path(out).with_suffix(".json"), summary_json(rows))
+    if differences_out:
+        write_text_atomic(differences_out, _csv(DIFFERENCE_COLUMNS, sort_rows(intervals.difference_rows(seed))))
+    return len(rows)
+
+
+def _csv(columns: list[str], rows: list[dict]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for r in rows:
         writer.writerow({**r, "forget_ratio": "" if r["forget_ratio"] is None else r["forget_ratio"],
-                         "value": format_value(r["value"])})
-    write_text_atomic(out, buf.getvalue())
-    write_json_atomic(Path(out).with_suffix(".json"), summary_json(rows))
-    return len(rows)
+                         **{c: format_value(r[c]) for c in ("value", "ci_low", "ci_high")}})
+    return buf.getvalue()
 
 
 def format_value(value: float | None) -> str:

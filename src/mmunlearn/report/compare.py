@@ -24,21 +24,30 @@ NO_HOLDOUT = ("no holdout (study.holdout_ratio: 0): MLLMU-Bench's vanilla model 
               "so there are no non-members to tell the forget people from")
 
 
-def read_samples(paths: list[str | Path]) -> dict[tuple[str, str, str], list[dict]]:
-    """``{(model, run, split file name): records}`` of the teacher-forced and classification records, from
-    ``results/eval/<model>/<run>/<split>.samples.jsonl``."""
+# What aggregation reads of a per-item record (the prompt, the output and the options stay on disk: the paper
+# study's records would not fit in memory whole).
+SAMPLE_FIELDS = ("task", "input_modality", "prompt_id", "profile_id", "score", "truth_ratio_raw", "mia")
+JUDGED_FIELDS = ("input_modality", "prompt_id", "factuality")
+
+
+def read_samples(paths: list[str | Path], suffix: str = ".samples.jsonl",
+                 fields: tuple[str, ...] = SAMPLE_FIELDS) -> dict[tuple[str, str, str], list[dict]]:
+    """``{(model, run, split file name): records}`` from ``results/eval/<model>/<run>/<split><suffix>``
+    (the judge's records: ``suffix=".factuality.jsonl", fields=JUDGED_FIELDS``), each cut to ``fields``."""
     out = {}
     for path in map(Path, paths):
-        model, run, split = path.parts[-3], path.parts[-2], path.name.removesuffix(".samples.jsonl")
+        model, run, split = path.parts[-3], path.parts[-2], path.name.removesuffix(suffix)
         rows = []
         with open(path) as f:
             for n, line in enumerate(f, 1):
                 try:
                     rec = json.loads(line)
-                except ValueError as exc:
+                    rows.append({k: rec[k] for k in fields if k in rec})
+                    missing = [k for k in fields[:3] if k not in rec]
+                except (ValueError, TypeError) as exc:
                     raise ValueError(f"{path}:{n}: malformed sample record ({exc!r})") from None
-                if rec.get("task") in LIKELIHOOD_TASKS or "truth_ratio_raw" in rec:
-                    rows.append(rec)
+                if missing:
+                    raise ValueError(f"{path}:{n}: sample record without {', '.join(missing)}")
         out[(model, run, split)] = rows
     return out
 

@@ -2,9 +2,10 @@
 
 - Figure 3 (``figure3``): one method, multimodal vs text-only unlearning: the change against vanilla on Forget
   and Test, the absolute score on Retain and Celebrity, for classification / ROUGE-L / cloze, by input
-  modality.
+  modality; error bars: the paired 95 % interval of a change, the 95 % interval of a score.
 - Figure 4 (``figure4``): the trade-off: x = drop in forget classification accuracy against vanilla, y = the
-  utility (retain and celebrity accuracy), one point per method x variant x ratio, one panel per utility.
+  utility (retain and celebrity accuracy), one point per method x variant x ratio, one panel per utility;
+  vanilla and the oracle as reference points; error bars on both axes (README "Uncertainty").
 - Privacy (``figure_privacy``, ours): forget quality (log10 KS p against the oracle) against model utility, the
   open-unlearning plot, and PrivLeak per method x variant, per input modality (README "Privacy and forget
   quality").
@@ -24,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ..io import atomic_file, write_text_atomic  # noqa: E402
 from .compare import PRIVLEAK_ATTACK  # noqa: E402
-from .tables import MODALITIES, read_summary  # noqa: E402
+from .tables import MODALITIES, read_differences, read_summary  # noqa: E402
 
 FIG3_MEASURES = (("classification", "accuracy", "classification acc"), ("generation", "rougeL", "ROUGE-L"),
                  ("cloze", "accuracy", "cloze acc"))
@@ -35,6 +36,26 @@ MODALITY_LABEL = {"image_text": "image+text input", "text": "text-only input"}
 def _lookup(rows: list[dict]) -> dict:
     return {(r["model"], r["method"], r["unlearn_modality"], r["forget_ratio"], r["split"], r["input_modality"],
              r["task"], r["metric"]): float(r["value"]) for r in rows if r["value"] != ""}
+
+
+def _interval_lookup(rows: list[dict]) -> dict:
+    return {(r["model"], r["method"], r["unlearn_modality"], r["forget_ratio"], r["split"], r["input_modality"],
+             r["task"], r["metric"]): (float(r["ci_low"]), float(r["ci_high"])) for r in rows
+            if r.get("ci_low", "") != "" and r.get("ci_high", "") != ""}
+
+
+def _change_lookup(differences: dict) -> dict:
+    """Paired intervals of the changes against vanilla, keyed like ``_lookup``."""
+    return {(k[1], r["method"], r["unlearn_modality"], k[3], k[4], k[5], k[6], k[7]):
+            (float(r["ci_low"]), float(r["ci_high"])) for k, r in differences.items()
+            if k[0] == "vs_vanilla" and r["ci_low"] != "" and r["ci_high"] != ""}
+
+
+def _yerr(centre: float, ci: tuple[float, float] | None) -> list[list[float]]:
+    """matplotlib's asymmetric error of one point (NaN: no bar)."""
+    if ci is None:
+        return [[math.nan], [math.nan]]
+    return [[max(centre - ci[0], 0.0)], [max(ci[1] - centre, 0.0)]]
 
 
 def _vanilla(values: dict, model, ratio, split, modality, task, metric):
@@ -55,8 +76,8 @@ def _save(fig, out_stem: Path) -> list[Path]:
 
 
 def figure3(rows: list[dict], model: str, ratio: str, method: str, out_stem: Path,
-            classification_metric: str = "accuracy") -> list[Path]:
-    values = _lookup(rows)
+            classification_metric: str = "accuracy", differences: dict | None = None) -> list[Path]:
+    values, scores_ci, changes_ci = _lookup(rows), _interval_lookup(rows), _change_lookup(differences or {})
     measures = [(t, classification_metric, f"classification {classification_metric.replace('_', ' ')}")
                 if t == "classification" else (t, m, label) for t, m, label in FIG3_MEASURES]
     splits = ("forget", "test", "retain", "celebrity")
@@ -68,13 +89,18 @@ def figure3(rows: list[dict], model: str, ratio: str, method: str, out_stem: Pat
             ax = axes[i][j]
             delta = split in ("forget", "test")
             for k, variant in enumerate(VARIANTS):
-                heights = []
+                heights, errors = [], [[], []]
                 for modality in MODALITY_LABEL:
-                    v = values.get((model, method, variant, ratio, split, modality, task, metric))
+                    key = (model, method, variant, ratio, split, modality, task, metric)
+                    v = values.get(key)
                     ref = _vanilla(values, model, ratio, split, modality, task, metric)
                     heights.append((v - ref if delta and v is not None and ref is not None else v) or 0.0)
+                    low, high = _yerr(heights[-1], (changes_ci if delta else scores_ci).get(key))
+                    errors[0] += low
+                    errors[1] += high
                 xs = [x + (k - 0.5) * width for x in range(len(MODALITY_LABEL))]
-                ax.bar(xs, heights, width, label=f"{variant} unlearning", color=("#3b6ea8", "#d98c3f")[k])
+                ax.bar(xs, heights, width, label=f"{variant} unlearning", color=("#3b6ea8", "#d98c3f")[k],
+                       yerr=errors, capsize=2, error_kw={"linewidth": 0.8})
             ax.set_xticks(range(len(MODALITY_LABEL)), [MODALITY_LABEL[m] for m in MODALITY_LABEL], fontsize=8)
             if delta:
                 ax.axhline(0, color="black", linewidth=0.6)
@@ -89,60 +115,85 @@ def figure3(rows: list[dict], model: str, ratio: str, method: str, out_stem: Pat
     return _save(fig, out_stem)
 
 
+POINT_FIELDS = ["method", "variant", "forget_ratio", "forget_drop", "retain", "celebrity", "forget_drop_ci_low",
+                "forget_drop_ci_high", "retain_ci_low", "retain_ci_high", "celebrity_ci_low", "celebrity_ci_high"]
+
+
 def tradeoff_points(rows: list[dict], model: str, classification_metric: str = "accuracy",
-                    modality: str = "image_text") -> list[dict]:
-    """One point per method x variant x ratio: forget-accuracy drop against vanilla and the utilities."""
-    values = _lookup(rows)
+                    modality: str = "image_text", differences: dict | None = None) -> list[dict]:
+    """One point per method x variant x ratio, and vanilla and the oracle per ratio (variant "none"): the
+    forget-accuracy drop against vanilla and the utilities, with their intervals (None where unknown)."""
+    values, scores_ci, changes_ci = _lookup(rows), _interval_lookup(rows), _change_lookup(differences or {})
     points = []
     runs = sorted({(r["method"], r["unlearn_modality"], r["forget_ratio"]) for r in rows
-                   if r["model"] == model and r["unlearn_modality"] in VARIANTS})
+                   if r["model"] == model and r["forget_ratio"] and r["method"] != "base"
+                   and (r["unlearn_modality"] in VARIANTS or r["method"] in ("vanilla", "oracle"))})
     for method, variant, ratio in runs:
-        def score(split, key_method=method, key_variant=variant):
-            return values.get((model, key_method, key_variant, ratio, split, modality, "classification",
-                               classification_metric))
-        forget, ref = score("forget"), _vanilla(values, model, ratio, "forget", modality, "classification",
-                                                classification_metric)
+        def key(split):
+            return (model, method, variant, "" if method == "vanilla" and split == "celebrity" else ratio, split,
+                    modality, "classification", classification_metric)
+        forget, ref = values.get(key("forget")), _vanilla(values, model, ratio, "forget", modality, "classification",
+                                                          classification_metric)
         if forget is None or ref is None:
             continue
-        points.append({"method": method, "variant": variant, "forget_ratio": int(ratio),
-                       "forget_drop": round(ref - forget, 6), "retain": score("retain"), "celebrity": score("celebrity")})
+        change = (0.0, 0.0) if method == "vanilla" else changes_ci.get(key("forget"))
+        point = {"method": method, "variant": variant, "forget_ratio": int(ratio),
+                 "forget_drop": round(ref - forget, 6) + 0.0, "retain": values.get(key("retain")),
+                 "celebrity": values.get(key("celebrity")),
+                 "forget_drop_ci_low": -change[1] + 0.0 if change else None,
+                 "forget_drop_ci_high": -change[0] + 0.0 if change else None}
+        for utility in ("retain", "celebrity"):
+            ci = scores_ci.get(key(utility))
+            point[f"{utility}_ci_low"], point[f"{utility}_ci_high"] = ci if ci else (None, None)
+        points.append(point)
     return points
 
 
-def figure4(rows: list[dict], model: str, out_stem: Path, classification_metric: str = "accuracy") -> list[Path]:
+def figure4(rows: list[dict], model: str, out_stem: Path, classification_metric: str = "accuracy",
+            differences: dict | None = None) -> list[Path]:
     """The plot, plus its points as CSV (``<stem>_points.csv``, what ``dvc plots`` draws)."""
-    points = tradeoff_points(rows, model, classification_metric)
+    points = tradeoff_points(rows, model, classification_metric, differences=differences)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["method", "variant", "forget_ratio", "forget_drop", "retain", "celebrity"],
-                       lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=POINT_FIELDS, lineterminator="\n")
     w.writeheader()
     w.writerows(points)
     points_csv = out_stem.with_name(f"{out_stem.name}_points.csv")
     write_text_atomic(points_csv, buf.getvalue())
     utilities = ("retain", "celebrity")
     fig, axes = plt.subplots(1, len(utilities), figsize=(11, 4.5), squeeze=False)
-    methods = sorted({p["method"] for p in points})
+    methods = sorted({p["method"] for p in points if p["variant"] in VARIANTS})
     markers = "osD^vP*X"
     colours = plt.get_cmap("tab10")
     for j, utility in enumerate(utilities):
         ax = axes[0][j]
-        for i, method in enumerate(methods):
-            for variant in VARIANTS:
-                pts = [p for p in points if p["method"] == method and p["variant"] == variant and p[utility] is not None]
-                if not pts:
-                    continue
-                ax.scatter([p["forget_drop"] for p in pts], [p[utility] for p in pts], s=60,
-                           marker=markers[i % len(markers)], label=f"{method} ({variant})",
-                           facecolors=colours(i) if variant == "multimodal" else "none", edgecolors=colours(i))
-                for p in pts:
-                    ax.annotate(f"{p['forget_ratio']}%", (p["forget_drop"], p[utility]), fontsize=7,
-                                xytext=(3, 3), textcoords="offset points")
+        labelled = set()
+        for p in points:
+            if p[utility] is None:
+                continue
+            reference = p["variant"] not in VARIANTS
+            i = methods.index(p["method"]) if not reference else 0
+            colour = "black" if reference else colours(i)
+            x, y = p["forget_drop"], p[utility]
+            xerr = _yerr(x, (p["forget_drop_ci_low"], p["forget_drop_ci_high"])
+                         if p["forget_drop_ci_low"] is not None else None)
+            yerr = _yerr(y, (p[f"{utility}_ci_low"], p[f"{utility}_ci_high"])
+                         if p[f"{utility}_ci_low"] is not None else None)
+            ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="none", ecolor=colour, elinewidth=0.7, alpha=0.5,
+                        capsize=2)
+            first = (p["method"], p["variant"]) not in labelled
+            labelled.add((p["method"], p["variant"]))
+            ax.scatter([x], [y], s=90 if reference else 60,
+                       marker={"vanilla": "*", "oracle": "X"}.get(p["method"], markers[i % len(markers)]),
+                       label=(p["method"] if reference else f"{p['method']} ({p['variant']})") if first else None,
+                       facecolors=colour if p["variant"] != "text" else "none", edgecolors=colour, zorder=3)
+            ax.annotate(f"{p['forget_ratio']}%", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_xlabel(f"forget {classification_metric.replace('_', ' ')} drop vs vanilla (image+text)")
         ax.set_ylabel(f"{utility} {classification_metric.replace('_', ' ')} (image+text)")
         ax.set_title(f"utility: {utility} set")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    fig.suptitle(f"Forgetting vs utility ({model}); filled: multimodal, open: text-only unlearning")
+    fig.suptitle(f"Forgetting vs utility ({model}); filled: multimodal, open: text-only unlearning; "
+                 "bars: 95 % intervals", fontsize=10)
     return [*_save(fig, out_stem), points_csv]
 
 
@@ -201,16 +252,18 @@ def figure_privacy(rows: list[dict], model: str, out_stem: Path, classification_
     return _save(fig, out_stem)
 
 
-def write_figures(summary: str | Path, out_dir: str | Path, classification_metric: str = "accuracy") -> list[Path]:
+def write_figures(summary: str | Path, out_dir: str | Path, classification_metric: str = "accuracy",
+                  differences: str | Path | None = None) -> list[Path]:
     rows = read_summary(summary)
+    diffs = read_differences(differences)
     out_dir = Path(out_dir)
     written = []
     for model in sorted({r["model"] for r in rows}):
         for method, ratio in sorted({(r["method"], r["forget_ratio"]) for r in rows
                                      if r["model"] == model and r["unlearn_modality"] in VARIANTS}):
             written += figure3(rows, model, ratio, method, out_dir / f"fig3_{model}_forget{ratio}_{method}",
-                               classification_metric)
-        written += figure4(rows, model, out_dir / f"fig4_{model}", classification_metric)
+                               classification_metric, diffs)
+        written += figure4(rows, model, out_dir / f"fig4_{model}", classification_metric, diffs)
         if any(r["model"] == model and r["metric"] == "forget_quality" for r in rows):
             written += figure_privacy(rows, model, out_dir / f"privacy_{model}", classification_metric)
     return written

@@ -1,13 +1,17 @@
 """The paper's tables from ``results/summary.csv``: per model and forget ratio, one row per run (vanilla, the
 oracle, each method x unlearning variant) and one column per set x measurement x input modality, with each
-unlearned run's change against vanilla beside its value. Written as CSV (values and deltas as numbers) and
-Markdown (``0.71 (-0.12)``)."""
+unlearned run's change against vanilla beside its value. Written as CSV (values, intervals and deltas as
+numbers) and Markdown (``0.71 [0.62, 0.80] (-0.12*)``: the value, its 95 % bootstrap interval, the change
+against vanilla, * where the change's paired interval excludes 0; ``results/differences.csv``). Beside them the
+selectivity table (forget drop, retain drop and their difference, each with its paired interval) and the
+privacy table."""
 
 from __future__ import annotations
 
 import csv
 import io
 from pathlib import Path
+from typing import NamedTuple
 
 from ..io import write_text_atomic
 from .compare import PRIVLEAK_ATTACK
@@ -26,23 +30,53 @@ def read_summary(path: str | Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def read_differences(path: str | Path | None) -> dict[tuple, dict]:
+    """``results/differences.csv`` keyed by (comparison, model, run label, forget ratio, split, input modality,
+    task, metric); empty without a file (a summary from before the intervals)."""
+    if path is None or not Path(path).is_file():
+        return {}
+    return {(r["comparison"], r["model"], run_label(r), r["forget_ratio"], r["split"], r["input_modality"],
+             r["task"], r["metric"]): r for r in read_summary(path)}
+
+
+def run_label(r: dict) -> str:
+    return r["method"] if r["unlearn_modality"] == "none" else f"{r['method']} ({r['unlearn_modality']})"
+
+
 def _value(row: dict | None) -> float | None:
     return float(row["value"]) if row and row["value"] != "" else None
+
+
+def _interval(row: dict | None) -> tuple[float, float] | None:
+    if not row or row.get("ci_low", "") == "" or row.get("ci_high", "") == "":
+        return None
+    return float(row["ci_low"]), float(row["ci_high"])
+
+
+class Cell(NamedTuple):
+    value: float | None
+    delta: float | None  # against vanilla
+    ci: tuple[float, float] | None = None  # the value's interval
+    delta_ci: tuple[float, float] | None = None  # the change's paired interval
+
+    @property
+    def significant(self) -> bool:
+        return self.delta_ci is not None and (self.delta_ci[0] > 0 or self.delta_ci[1] < 0)
 
 
 def column(split: str, task: str, metric: str, modality: str) -> str:
     return f"{split}/{task}.{metric}/{modality}"
 
 
-def table_cells(rows: list[dict], model: str, ratio: str) -> tuple[list[str], list[str], dict]:
-    """(run labels, column keys, {(run, column): (value, delta vs vanilla)}) for one model and ratio. The
-    celebrity set of vanilla depends on no ratio: its row is shared by every ratio's table."""
+def table_cells(rows: list[dict], model: str, ratio: str,
+                differences: dict | None = None) -> tuple[list[str], list[str], dict]:
+    """(run labels, column keys, {(run, column): Cell}) for one model and ratio. The celebrity set of vanilla
+    depends on no ratio: its row is shared by every ratio's table."""
     index = {}
     for r in rows:
         if r["model"] != model or r["forget_ratio"] not in (ratio, ""):
             continue
-        run = r["method"] if r["unlearn_modality"] == "none" else f"{r['method']} ({r['unlearn_modality']})"
-        index[(run, r["split"], r["input_modality"], r["task"], r["metric"])] = r
+        index[(run_label(r), r["split"], r["input_modality"], r["task"], r["metric"])] = r
     runs = [run for run in REFERENCE_RUNS if any(k[0] == run for k in index)]
     runs += sorted({k[0] for k in index} - set(runs) - {"base"})
     columns = [column(s, task, metric, m) for s in SETS for task, metric, _ in MEASURES for m in MODALITIES]
@@ -51,54 +85,114 @@ def table_cells(rows: list[dict], model: str, ratio: str) -> tuple[list[str], li
         for s in SETS:
             for task, metric, _ in MEASURES:
                 for m in MODALITIES:
-                    value = _value(index.get((run, s, m, task, metric)))
-                    ref = _value(index.get(("vanilla", s, m, task, metric)))
+                    row = index.get((run, s, m, task, metric))
+                    value, ref = _value(row), _value(index.get(("vanilla", s, m, task, metric)))
                     delta = value - ref if run != "vanilla" and value is not None and ref is not None else None
-                    cells[(run, column(s, task, metric, m))] = (value, delta)
+                    diff = (differences or {}).get(("vs_vanilla", model, run, ratio, s, m, task, metric))
+                    cells[(run, column(s, task, metric, m))] = Cell(value, delta, _interval(row),
+                                                                    _interval(diff) if delta is not None else None)
     return runs, columns, cells
 
 
-def _fmt(value: float | None, delta: float | None, metric_label: str) -> str:
-    if value is None:
+def _fmt(cell: Cell, metric_label: str) -> str:
+    if cell.value is None:
         return "n/s" if metric_label == "factuality" else "–"
     digits = 1 if metric_label == "factuality" else 2
-    text = f"{value:.{digits}f}"
-    return text if delta is None else f"{text} ({delta:+.{digits}f})"
+    text = f"{cell.value:.{digits}f}"
+    if cell.ci:
+        text += f" [{cell.ci[0]:.{digits}f}, {cell.ci[1]:.{digits}f}]"
+    return text if cell.delta is None else f"{text} ({cell.delta:+.{digits}f}{'*' if cell.significant else ''})"
 
 
-def write_tables(summary: str | Path, out_dir: str | Path) -> list[Path]:
-    """One CSV and one Markdown table per model and forget ratio; returns the files written."""
+def _numbers(values) -> list[str]:
+    return ["" if v is None else f"{v:.6f}" for v in values]
+
+
+def write_tables(summary: str | Path, out_dir: str | Path, differences: str | Path | None = None) -> list[Path]:
+    """One CSV and one Markdown table per model and forget ratio, plus the selectivity tables; returns the files
+    written."""
     rows = read_summary(summary)
+    diffs = read_differences(differences)
     out_dir = Path(out_dir)
     written = []
     for model in sorted({r["model"] for r in rows}):
         for ratio in sorted({r["forget_ratio"] for r in rows if r["model"] == model and r["forget_ratio"]}, key=int):
-            runs, columns, cells = table_cells(rows, model, ratio)
+            runs, columns, cells = table_cells(rows, model, ratio, diffs)
             buf = io.StringIO()
             w = csv.writer(buf, lineterminator="\n")
-            w.writerow(["run", *columns, *[f"delta {c}" for c in columns]])
+            w.writerow(["run", *columns, *[f"delta {c}" for c in columns],
+                        *[f"{end} {c}" for c in columns for end in ("ci_low", "ci_high")],
+                        *[f"delta {end} {c}" for c in columns for end in ("ci_low", "ci_high")]])
             for run in runs:
-                values = [cells[(run, c)][0] for c in columns]
-                deltas = [cells[(run, c)][1] for c in columns]
-                w.writerow([run, *["" if v is None else f"{v:.6f}" for v in values],
-                            *["" if d is None else f"{d:.6f}" for d in deltas]])
+                mine = [cells[(run, c)] for c in columns]
+                w.writerow([run, *_numbers(c.value for c in mine), *_numbers(c.delta for c in mine),
+                            *_numbers(x for c in mine for x in (c.ci or (None, None))),
+                            *_numbers(x for c in mine for x in (c.delta_ci or (None, None)))])
             stem = out_dir / f"{model}_forget{ratio}"
             write_text_atomic(stem.with_suffix(".csv"), buf.getvalue())
             md = [f"## {model}, forget {ratio} %", "",
-                  "Values per set, measurement and input modality (img = image+text, txt = text only); in "
-                  "brackets the change against vanilla. n/s: not scored (no judge key).", ""]
+                  "Values per set, measurement and input modality (img = image+text, txt = text only), with their "
+                  "95 % bootstrap interval over people in square brackets; in round brackets the change against "
+                  "vanilla, * where its paired 95 % interval excludes 0 (results/differences.csv). n/s: not scored "
+                  "(no judge key).", ""]
             for s in SETS:
                 head = [f"{label} {'img' if m == 'image_text' else 'txt'}" for _, _, label in MEASURES
                         for m in MODALITIES]
                 md += [f"### {s}", "", "| run | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
                 for run in runs:
-                    row = [_fmt(*cells[(run, column(s, task, metric, m))], label) for task, metric, label in MEASURES
+                    row = [_fmt(cells[(run, column(s, task, metric, m))], label) for task, metric, label in MEASURES
                            for m in MODALITIES]
                     md.append(f"| {run} | " + " | ".join(row) + " |")
                 md.append("")
             write_text_atomic(stem.with_suffix(".md"), "\n".join(md))
             written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
+            written += _selectivity_table(diffs, model, ratio, out_dir)
     return written
+
+
+# The selectivity table: per unlearned run, how much more it forgets than it costs the retain set, on each input
+# modality, for the measures below (classification by parsed letter and by option log-likelihood).
+SELECTIVITY_MEASURES = (("classification", "accuracy"), ("classification", "accuracy_loglik"), ("cloze", "accuracy"),
+                        ("generation", "rougeL"))
+
+
+def _selectivity_table(diffs: dict, model: str, ratio: str, out_dir: Path) -> list[Path]:
+    runs = sorted({k[2] for k in diffs if k[0] == "selectivity" and k[1] == model and k[3] == ratio})
+    if not runs:
+        return []
+
+    def interval_text(r: dict, sign: float = 1.0) -> str:
+        v, low, high = (sign * float(r[c]) + 0.0 if r[c] != "" else None for c in ("value", "ci_low", "ci_high"))
+        low, high = sorted((low, high)) if low is not None else (None, None)
+        return f"{v:.3f}" + (f" [{low:.3f}, {high:.3f}]" if low is not None else "")
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["run", "input_modality", "task", "metric", "forget_drop", "forget_drop_ci_low",
+                "forget_drop_ci_high", "retain_drop", "retain_drop_ci_low", "retain_drop_ci_high", "margin",
+                "margin_ci_low", "margin_ci_high", "margin_excludes_zero"])
+    md = [f"## {model}, forget {ratio} %: selectivity", "",
+          "Drop = vanilla minus the run (forget and retain sets), margin = forget drop - retain drop, each with its "
+          "paired 95 % bootstrap interval over people; * where the margin's interval excludes 0.", "",
+          "| run | input | measure | forget drop | retain drop | margin |", "|---|---|---|---|---|---|"]
+    for run in runs:
+        for mod in MODALITIES:
+            for task, metric in SELECTIVITY_MEASURES:
+                f, r, m = (diffs.get((kind, model, run, ratio, split, mod, task, metric)) for kind, split in
+                           (("vs_vanilla", "forget"), ("vs_vanilla", "retain"), ("selectivity", "forget-retain")))
+                if not (f and r and m):
+                    continue
+                neg = [(-float(x[c]) if x[c] != "" else None) for x in (f, r) for c in ("value", "ci_high", "ci_low")]
+                w.writerow([run, mod, task, metric, *_numbers(neg[:3]), *_numbers(neg[3:]),
+                            *_numbers(float(m[c]) if m[c] != "" else None for c in ("value", "ci_low", "ci_high")),
+                            m["excludes_zero"]])
+                star = "*" if m["excludes_zero"] == "True" else ""
+                md.append(f"| {run} | {'img' if mod == 'image_text' else 'txt'} | {task}.{metric} | "
+                          f"{interval_text(f, -1)} | {interval_text(r, -1)} | {interval_text(m)}{star} |")
+    stem = out_dir / f"{model}_forget{ratio}_selectivity"
+    write_text_atomic(stem.with_suffix(".csv"), buf.getvalue())
+    write_text_atomic(stem.with_suffix(".md"), "\n".join(md) + "\n")
+    return [stem.with_suffix(".csv"), stem.with_suffix(".md")]
 
 
 # The privacy and forget-quality table (README "Privacy and forget quality"): (split, task, metric, label, digits).
@@ -129,8 +223,7 @@ def write_privacy_tables(summary: str | Path, out_dir: str | Path) -> list[Path]
             index = {}
             for r in rows:
                 if r["model"] == model and r["forget_ratio"] == ratio:
-                    run = r["method"] if r["unlearn_modality"] == "none" else f"{r['method']} ({r['unlearn_modality']})"
-                    index[(run, r["split"], r["input_modality"], r["task"], r["metric"])] = _value(r)
+                    index[(run_label(r), r["split"], r["input_modality"], r["task"], r["metric"])] = _value(r)
             runs = [run for run in (*REFERENCE_RUNS, "base") if any(k[0] == run for k in index)]
             runs += sorted({k[0] for k in index} - set(runs))
             keys = [(s, t, m, label, digits, mod) for s, t, m, label, digits in PRIVACY_MEASURES for mod in MODALITIES]

@@ -1,0 +1,145 @@
+"""The intervals of results/summary.csv and the paired differences of results/differences.csv, from the
+per-item records every evaluation writes (``<split>.samples.jsonl``; the judge's ``<split>.factuality.jsonl``).
+The statistics are in report/uncertainty.py; this module only groups the records.
+
+A summary cell gets an interval when its value is the mean of per-item scores (accuracy, ROUGE, option
+probability, truth ratio, NLL, memorisation, factuality) and that mean reproduces the value the evaluation
+wrote; the cross-model measures (forget quality, MIA AUC, PrivLeak, reference gap) get none: forget quality is
+itself a test's p-value, and the others are listed in the README as point estimates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..eval.identity import run_identity
+from .uncertainty import Bootstrap, ItemGroup, group_seed, interval, mean_ci, paired_replicates
+
+REFERENCE = "vanilla"
+DIFFERENCE_COLUMNS = ["model", "comparison", "method", "unlearn_modality", "against", "forget_ratio", "seed",
+                      "split", "input_modality", "task", "metric", "value", "ci_low", "ci_high", "n", "excludes_zero"]
+
+
+@dataclass
+class ItemScores:
+    """values[(model, run, split)][(task, modality, metric)] = {item: score}; people[(model, split, task,
+    modality)] = {item: person} over every run's items."""
+    values: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(dict)))
+    people: dict = field(default_factory=lambda: defaultdict(dict))
+
+
+def item_scores(samples: dict[tuple[str, str, str], list[dict]],
+                judged: dict[tuple[str, str, str], list[dict]] | None = None) -> ItemScores:
+    out = ItemScores()
+    for (model, run, split), records in samples.items():
+        person_of = {}
+        for r in records:
+            item, task, modality = r["prompt_id"], r["task"], r["input_modality"]
+            person = str(r.get("profile_id", item))
+            person_of[(task, modality, item)] = person
+            out.people[(model, split, task, modality)][item] = person
+            for metric, x in (r.get("score") or {}).items():
+                if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x):
+                    out.values[(model, run, split)][(task, modality, metric)][item] = float(x)
+        for j in (judged or {}).get((model, run, split), []):
+            if j.get("factuality") is not None:
+                key = ("generation", j["input_modality"], j["prompt_id"])
+                out.people[(model, split, "generation", j["input_modality"])].setdefault(
+                    j["prompt_id"], person_of.get(key, j["prompt_id"]))
+                out.values[(model, run, split)][("generation", j["input_modality"], "factuality")][
+                    j["prompt_id"]] = float(j["factuality"])
+    return out
+
+
+class Intervals:
+    """Cell intervals and paired differences over ``ItemScores``, one set of draws per (model, set, task,
+    input modality)."""
+
+    def __init__(self, scores: ItemScores, boot: Bootstrap):
+        self.scores, self.boot = scores, boot
+        self._groups: dict = {}
+
+    def group(self, model: str, split: str, task: str, modality: str) -> ItemGroup:
+        key = (model, split, task, modality)
+        if key not in self._groups:
+            self._groups[key] = ItemGroup(self.scores.people[key], self.boot, group_seed(self.boot.seed, *key))
+        return self._groups[key]
+
+    def vector(self, model, run, split, task, modality, metric) -> np.ndarray | None:
+        values = self.scores.values.get((model, run, split), {}).get((task, modality, metric))
+        return None if not values else self.group(model, split, task, modality).vector(values)
+
+    def cell(self, model, run, split, task, modality, metric, value: float | None) -> tuple[float, float] | None:
+        """The interval of a summary cell, or None when its value is not the mean of the per-item scores."""
+        v = self.vector(model, run, split, task, modality, metric)
+        if v is None or value is None or not np.isclose(np.nanmean(v), value, rtol=1e-6, atol=1e-9):
+            return None
+        return mean_ci(self.group(model, split, task, modality), v, self.boot.level)
+
+    def paired(self, model, split, task, modality, metric, run, against):
+        """(run - against, replicates, n) on the items both scored, or None."""
+        a = self.vector(model, run, split, task, modality, metric)
+        b = self.vector(model, against, split, task, modality, metric)
+        if a is None or b is None:
+            return None
+        diff, reps, n = paired_replicates(self.group(model, split, task, modality), a, b)
+        return (diff, reps, n) if n else None
+
+    def _row(self, model, comparison, run, against, split, task, modality, metric, diff, reps, n, seed) -> dict:
+        reps = reps[np.isfinite(reps)]
+        low, high = interval(reps, self.boot.level) if len(reps) else (None, None)
+        excludes = low is not None and (low > 0 or high < 0)
+        return {"model": model, "comparison": comparison, **_identity(model, run, split, seed), "against": against,
+                "input_modality": modality, "task": task, "metric": metric, "value": diff,
+                "ci_low": low, "ci_high": high, "n": n, "excludes_zero": excludes}
+
+    def difference_rows(self, seed: int) -> list[dict]:
+        """Every run against vanilla on every set; each method's multimodal against its text-only run; and each
+        unlearned run's selectivity margin (forget drop - retain drop, both against vanilla)."""
+        rows = []
+        by_model = defaultdict(set)
+        for model, run, split in self.scores.values:
+            by_model[model].add(run)
+        for model in sorted(by_model):
+            runs = by_model[model]
+            for (m, run, split), cells in sorted(self.scores.values.items()):
+                if m != model:
+                    continue
+                for task, modality, metric in sorted(cells):
+                    if run != REFERENCE and (got := self.paired(model, split, task, modality, metric, run, REFERENCE)):
+                        rows.append(self._row(model, "vs_vanilla", run, REFERENCE, split, task, modality, metric,
+                                              *got, seed))
+                    other = run.replace("_multimodal_", "_text_")
+                    if "_multimodal_" in run and other in runs and (
+                            got := self.paired(model, split, task, modality, metric, run, other)):
+                        rows.append(self._row(model, "multimodal_vs_text", run, other, split, task, modality,
+                                              metric, *got, seed))
+            rows += self._selectivity(model, sorted(runs), seed)
+        return rows
+
+    def _selectivity(self, model: str, runs: list[str], seed: int) -> list[dict]:
+        rows = []
+        for run in runs:
+            ident = run_identity(model, run, "forget", seed)
+            if ident["unlearn_modality"] == "none":
+                continue  # base, vanilla, the oracle
+            ratio = ident["forget_ratio"]
+            forget, retain = f"forget_{ratio}", f"retain_{ratio}"
+            for task, modality, metric in sorted(self.scores.values.get((model, run, forget), {})):
+                f = self.paired(model, forget, task, modality, metric, run, REFERENCE)
+                r = self.paired(model, retain, task, modality, metric, run, REFERENCE)
+                if f and r:  # margin = (vanilla - run on forget) - (vanilla - run on retain)
+                    rows.append(self._row(model, "selectivity", run, REFERENCE, f"{forget}-{retain}", task, modality,
+                                          metric, r[0] - f[0], r[1] - f[1], f[2] + r[2], seed))
+        return rows
+
+
+def _identity(model: str, run: str, split: str, seed: int) -> dict:
+    """summary.csv's key columns; a selectivity row's split is "forget-retain"."""
+    parts = [run_identity(model, run, name, seed) for name in split.split("-")]
+    keys = ("method", "unlearn_modality", "forget_ratio", "seed")
+    return {**{k: parts[0][k] for k in keys}, "split": "-".join(p["split"] for p in parts)}
