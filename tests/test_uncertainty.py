@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from mmunlearn.report.intervals import Intervals, ItemScores, item_scores
-from mmunlearn.report.uncertainty import Bootstrap, ItemGroup, bootstrap_ci, group_seed, paired_replicates
+from mmunlearn.eval import privacy
+from mmunlearn.report.uncertainty import (Bootstrap, ItemGroup, auc_replicates, bootstrap_ci, group_seed,
+                                          paired_replicates)
 
 ITEM = Bootstrap(samples=4000, unit="item")
 
@@ -123,3 +125,50 @@ def test_bad_bootstrap_settings_are_named():
     with pytest.raises(ValueError, match="report.bootstrap.level"):
         Bootstrap(level=95)
     assert isinstance(ItemScores().values, dict)
+
+
+def test_weighted_auc_is_the_mia_auc_and_resamples_people():
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(2)
+    members, outsiders = rng.normal(0, 1, 40).round(1), rng.normal(0.8, 1, 25).round(1)  # rounded: ties too
+    ones = auc_replicates(members, np.ones((1, 40)), outsiders, np.ones((1, 25)))[0]
+    labels = [0] * 40 + [1] * 25
+    assert ones == pytest.approx(privacy.mia_auc(list(members), list(outsiders))) == \
+        pytest.approx(roc_auc_score(labels, [*members, *outsiders]))
+    # weights = copies: an item drawn twice counts as two items
+    twice = auc_replicates(members, np.array([[2.0] + [1.0] * 39]), outsiders, np.ones((1, 25)))[0]
+    assert twice == pytest.approx(privacy.mia_auc([members[0], *members], list(outsiders)))
+
+
+def _likelihood(run_nll, people=8, per=3, holdout=False, shift=0.0):
+    recs = []
+    for p in range(people):
+        for q in range(per):
+            nll = run_nll(p, q) + (shift if holdout else 0.0)
+            recs.append({"task": "likelihood_qa", "input_modality": "text", "prompt_id": f"{'h' if holdout else ''}{p}/{q}",
+                         "profile_id": f"{'h' if holdout else ''}{p}", "score": {"answer_nll": nll},
+                         "mia": dict.fromkeys(privacy.MIA_ATTACKS, nll)})
+    return recs
+
+
+def test_comparison_intervals_for_auc_privleak_and_reference_gap():
+    from mmunlearn.report.compare import comparison_rows
+    rng = np.random.default_rng(4)
+    base = {(p, q): rng.normal(2.0, 0.5) for p in range(8) for q in range(3)}
+    samples = {}
+    for run, member_shift in (("vanilla", -1.5), ("oracle_5", 0.0), ("ga_text_5", -0.5)):
+        samples[("m", run, "forget_5")] = _likelihood(lambda p, q: base[(p, q)] + member_shift)
+        samples[("m", run, "holdout")] = _likelihood(lambda p, q: base[(p, q)], holdout=True, shift=0.3)
+    for run in ("vanilla", "ga_text_5"):
+        samples[("m", run, "test_5")] = []
+    rows, _ = comparison_rows(samples, 42, holdout=True)
+    iv = Intervals(item_scores(samples), Bootstrap())
+    got = {(r["method"], r["metric"]): (r["value"], iv.comparison_interval(r)) for r in rows if r["split"] == "forget"}
+    auc, (low, high) = got[("vanilla", "mia_auc_min_k")]
+    assert 0 <= low <= auc <= high <= 1 and auc > 0.9
+    assert got[("oracle", "privleak_min_k")] == (0.0, (0.0, 0.0))  # the oracle against itself, on the same draws
+    assert got[("oracle", "reference_gap")][1] == (0.0, 0.0)
+    gap, (low, high) = got[("ga", "reference_gap")]
+    assert gap == pytest.approx(-0.5) and low == pytest.approx(-0.5) and high == pytest.approx(-0.5)  # a constant shift
+    leak, (low, high) = got[("vanilla", "privleak_min_k")]
+    assert low <= leak <= high < 0

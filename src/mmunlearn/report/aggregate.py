@@ -2,7 +2,7 @@
 
 Columns (fixed; later stages rely on them): model, method, unlearn_modality, forget_ratio, seed, split,
 input_modality, task, metric, value, n, ci_low, ci_high (the bootstrap interval, report/uncertainty.py; empty
-where the value is not a mean over items). ``value`` is a fraction in [0, 1], except the judge's factuality
+for forget quality and where nothing was scored). ``value`` is a fraction in [0, 1], except the judge's factuality
 (1-10, as the paper), NLLs and the comparisons (reference gap, PrivLeak in percent); it is empty where nothing was scored (no judge key: the run is listed in the provenance
 file under ``not_scored``). ``forget_ratio`` is empty where a row depends on no ratio. A metrics file that is
 missing or malformed is an error naming it.
@@ -88,7 +88,9 @@ def write_summary(metric_files: list[str | Path], out: str | Path, provenance_ou
     if samples_files:
         holdout = bool((config or {}).get("study", {}).get("holdout_ratio"))
         compared, not_compared = comparison_rows(samples, seed, holdout)
-    rows = sort_rows(rows + [{**r, "ci_low": None, "ci_high": None} for r in compared])
+    for r in compared:
+        r["ci_low"], r["ci_high"] = intervals.comparison_interval(r) or (None, None)
+    rows = sort_rows(rows + compared)
     if provenance_out:
         runs = {f: {k: v for k, v in doc.get("provenance", {}).items() if k != "config"} for f, doc in docs.items()}
         not_scored = {f: doc["status"] for f, doc in docs.items() if doc.get("status", "scored") != "scored"}

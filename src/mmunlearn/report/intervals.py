@@ -4,8 +4,8 @@ The statistics are in report/uncertainty.py; this module only groups the records
 
 A summary cell gets an interval when its value is the mean of per-item scores (accuracy, ROUGE, option
 probability, truth ratio, NLL, memorisation, factuality) and that mean reproduces the value the evaluation
-wrote; the cross-model measures (forget quality, MIA AUC, PrivLeak, reference gap) get none: forget quality is
-itself a test's p-value, and the others are listed in the README as point estimates.
+wrote; of the cross-model measures, MIA AUC, PrivLeak and the reference gap get theirs from the same draws
+(``Intervals.comparison_interval``); forget quality gets none: it is itself a test's p-value.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..eval import privacy
 from ..eval.identity import run_identity
-from .uncertainty import Bootstrap, ItemGroup, group_seed, interval, mean_ci, paired_replicates
+from .uncertainty import Bootstrap, ItemGroup, auc_replicates, group_seed, interval, mean_ci, paired_replicates
 
 REFERENCE = "vanilla"
+MIA = "mia:"  # prefix of the attack scores among an item's values
 DIFFERENCE_COLUMNS = ["model", "comparison", "method", "unlearn_modality", "against", "forget_ratio", "seed",
                       "split", "input_modality", "task", "metric", "value", "ci_low", "ci_high", "n", "excludes_zero"]
 
@@ -42,7 +44,9 @@ def item_scores(samples: dict[tuple[str, str, str], list[dict]],
             person = str(r.get("profile_id", item))
             person_of[(task, modality, item)] = person
             out.people[(model, split, task, modality)][item] = person
-            for metric, x in (r.get("score") or {}).items():
+            # the per-item scores, and the membership-attack scores under "mia:<attack>" (for the AUC intervals)
+            numbers = [*(r.get("score") or {}).items(), *((f"{MIA}{k}", x) for k, x in (r.get("mia") or {}).items())]
+            for metric, x in numbers:
                 if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x):
                     out.values[(model, run, split)][(task, modality, metric)][item] = float(x)
         for j in (judged or {}).get((model, run, split), []):
@@ -110,6 +114,8 @@ class Intervals:
                 if m != model:
                     continue
                 for task, modality, metric in sorted(cells):
+                    if metric.startswith(MIA):
+                        continue  # attack scores: their AUCs get intervals (comparison_interval), not their means
                     if run != REFERENCE and (got := self.paired(model, split, task, modality, metric, run, REFERENCE)):
                         rows.append(self._row(model, "vs_vanilla", run, REFERENCE, split, task, modality, metric,
                                               *got, seed))
@@ -130,12 +136,64 @@ class Intervals:
             ratio = ident["forget_ratio"]
             forget, retain = f"forget_{ratio}", f"retain_{ratio}"
             for task, modality, metric in sorted(self.scores.values.get((model, run, forget), {})):
+                if metric.startswith(MIA):
+                    continue
                 f = self.paired(model, forget, task, modality, metric, run, REFERENCE)
                 r = self.paired(model, retain, task, modality, metric, run, REFERENCE)
                 if f and r:  # margin = (vanilla - run on forget) - (vanilla - run on retain)
                     rows.append(self._row(model, "selectivity", run, REFERENCE, f"{forget}-{retain}", task, modality,
                                           metric, r[0] - f[0], r[1] - f[1], f[2] + r[2], seed))
         return rows
+
+
+    def _auc(self, model, run, ratio, task, modality, attack) -> np.ndarray | None:
+        """Replicates of the run's MIA AUC: forget people (members) and holdout people (non-members), each set
+        resampled with its group's draws, so that two runs' AUCs are paired."""
+        sides = []
+        for split in (f"forget_{ratio}", "holdout"):
+            v = self.vector(model, run, split, task, modality, MIA + attack)
+            if v is None:
+                return None
+            mask = ~np.isnan(v)
+            sides += [v[mask], self.group(model, split, task, modality).item_weights(mask)]
+        return auc_replicates(*sides)
+
+    def comparison_interval(self, row: dict) -> tuple[float, float] | None:
+        """The interval of a summary row comparing a run with the oracle or the holdout (report/compare.py):
+        ``mia_auc_<attack>``, ``privleak_<attack>`` (the run's and the oracle's AUCs on the same draws) and
+        ``reference_gap`` (paired items); None for the others (forget quality is itself a test's p-value)."""
+        if row["value"] is None:
+            return None
+        model, ratio, metric = row["model"], row["forget_ratio"], row["metric"]
+        run, split = run_name(row), split_name(row)
+        if metric == "reference_gap":
+            got = self.paired(model, split, row["task"], row["input_modality"], "answer_nll", run, f"oracle_{ratio}")
+            reps = got[1] if got else None
+        elif metric.startswith(("mia_auc_", "privleak_")):
+            attack = metric.split("_", 2)[2] if metric.startswith("mia_auc_") else metric.split("_", 1)[1]
+            reps = self._auc(model, run, ratio, row["task"], row["input_modality"], attack)
+            if reps is not None and metric.startswith("privleak_"):
+                ref = self._auc(model, f"oracle_{ratio}", ratio, row["task"], row["input_modality"], attack)
+                reps = None if ref is None else privacy.privleak(reps, ref)
+        else:
+            return None
+        if reps is None:
+            return None
+        reps = reps[np.isfinite(reps)]
+        return interval(reps, self.boot.level) if len(reps) else None
+
+
+def run_name(row: dict) -> str:
+    """The DAG's run name of a summary row (the inverse of eval/identity.py ``run_identity``)."""
+    if row["method"] in ("base", "vanilla"):
+        return row["method"]
+    if row["method"] == "oracle":
+        return f"oracle_{row['forget_ratio']}"
+    return f"{row['method']}_{row['unlearn_modality']}_{row['forget_ratio']}"
+
+
+def split_name(row: dict) -> str:
+    return row["split"] if row["split"] in ("celebrity", "holdout") else f"{row['split']}_{row['forget_ratio']}"
 
 
 def _identity(model: str, run: str, split: str, seed: int) -> dict:

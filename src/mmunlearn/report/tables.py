@@ -211,6 +211,10 @@ PRIVACY_MEASURES = (
 )
 
 
+# The privacy measures whose interval the Markdown table prints (the CSV has every interval).
+PRIVACY_INTERVALS = {f"mia_auc_{PRIVLEAK_ATTACK}", f"privleak_{PRIVLEAK_ATTACK}", "reference_gap"}
+
+
 def write_privacy_tables(summary: str | Path, out_dir: str | Path) -> list[Path]:
     """Per model and forget ratio, ``<model>_forget<ratio>_privacy.{csv,md}``: one row per run, the measures
     of ``PRIVACY_MEASURES`` per input modality. Empty (CSV) / "n/s" (Markdown) where not scored, e.g. MIA AUC
@@ -223,16 +227,18 @@ def write_privacy_tables(summary: str | Path, out_dir: str | Path) -> list[Path]
             index = {}
             for r in rows:
                 if r["model"] == model and r["forget_ratio"] == ratio:
-                    index[(run_label(r), r["split"], r["input_modality"], r["task"], r["metric"])] = _value(r)
+                    index[(run_label(r), r["split"], r["input_modality"], r["task"], r["metric"])] = r
             runs = [run for run in (*REFERENCE_RUNS, "base") if any(k[0] == run for k in index)]
             runs += sorted({k[0] for k in index} - set(runs))
             keys = [(s, t, m, label, digits, mod) for s, t, m, label, digits in PRIVACY_MEASURES for mod in MODALITIES]
             buf = io.StringIO()
             w = csv.writer(buf, lineterminator="\n")
-            w.writerow(["run", *[column(s, t, m, mod) for s, t, m, _, _, mod in keys]])
+            w.writerow(["run", *[column(s, t, m, mod) for s, t, m, _, _, mod in keys],
+                        *[f"{end} {column(s, t, m, mod)}" for s, t, m, _, _, mod in keys for end in ("ci_low", "ci_high")]])
             for run in runs:
-                values = [index.get((run, s, mod, t, m)) for s, t, m, _, _, mod in keys]
-                w.writerow([run, *["" if v is None else f"{v:.6f}" for v in values]])
+                found = [index.get((run, s, mod, t, m)) for s, t, m, _, _, mod in keys]
+                w.writerow([run, *_numbers(_value(r) for r in found),
+                            *_numbers(x for r in found for x in (_interval(r) or (None, None)))])
             stem = out_dir / f"{model}_forget{ratio}_privacy"
             write_text_atomic(stem.with_suffix(".csv"), buf.getvalue())
             md = [f"## {model}, forget {ratio} %: privacy and forget quality", "",
@@ -240,7 +246,8 @@ def write_privacy_tables(summary: str | Path, out_dir: str | Path) -> list[Path]
                   "(1 = indistinguishable). MIA AUC (Min-K%, fine-tuning QA pairs, forget people vs the holdout): "
                   "1 = members stand out, 0.5 = not detectable. PrivLeak: relative to the oracle's AUC, -100 = "
                   "as exposed as a memorising model, 0 = the oracle, > 0 = over-unlearned. NLL gap: answer NLL "
-                  "minus the oracle's (< 0: still likelier than never learnt). n/s: not scored (README).", ""]
+                  "minus the oracle's (< 0: still likelier than never learnt). In brackets: 95 % bootstrap intervals "
+                  "over people (README \"Uncertainty\"). n/s: not scored (README).", ""]
             for mod in MODALITIES:
                 head = [label for _, _, _, label, _ in PRIVACY_MEASURES]
                 md += [f"### {'image+text' if mod == 'image_text' else 'text-only'} input", "",
@@ -248,9 +255,13 @@ def write_privacy_tables(summary: str | Path, out_dir: str | Path) -> list[Path]
                 for run in runs:
                     cells = []
                     for s, t, m, _, digits in PRIVACY_MEASURES:
-                        v = index.get((run, s, mod, t, m))
+                        row = index.get((run, s, mod, t, m))
+                        v, ci = _value(row), _interval(row)
                         small = v is not None and m == "forget_quality" and 0 < v < 10 ** -digits
-                        cells.append("n/s" if v is None else f"{v:.1e}" if small else f"{v:.{digits}f}")
+                        text = "n/s" if v is None else f"{v:.1e}" if small else f"{v:.{digits}f}"
+                        if ci and m in PRIVACY_INTERVALS:
+                            text += f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+                        cells.append(text)
                     md.append(f"| {run} | " + " | ".join(cells) + " |")
                 md.append("")
             write_text_atomic(stem.with_suffix(".md"), "\n".join(md))

@@ -97,6 +97,22 @@ class ItemGroup:
             return (self.W @ sums) / (self.W @ counts)  # a replicate that drew no scored item: NaN, dropped
 
 
+    def item_weights(self, mask: np.ndarray) -> np.ndarray:
+        """B x n: how many copies of each item (of those in ``mask``) each replicate holds."""
+        return self.W @ self.member[mask].T
+
+
+def auc_replicates(members: np.ndarray, member_weights: np.ndarray, outsiders: np.ndarray,
+                   outsider_weights: np.ndarray) -> np.ndarray:
+    """B replicates of the ROC AUC of telling outsiders from members by their score (an outsider above a member
+    counts 1, a tie 1/2: eval/privacy.py ``mia_auc``), each item weighted by its copies in the replicate; with
+    all weights 1 it is ``mia_auc`` itself."""
+    above = (outsiders[None, :] > members[:, None]) + 0.5 * (outsiders[None, :] == members[:, None])  # n x m
+    pairs = member_weights.sum(1) * outsider_weights.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ((member_weights @ above) * outsider_weights).sum(1) / pairs
+
+
 def _finite(r: np.ndarray) -> np.ndarray:
     return r[np.isfinite(r)]
 
