@@ -12,7 +12,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/$(TORCH_BUILD)
 SNAKEMAKE := $(BIN)/snakemake
 UV_VERSION := 0.13.9
 
-.PHONY: venv lock demo test test-fast test-slurm lint dryrun-paper pull push bench bench-data bench-train bench-eval bench-judge bench-demo clean-demo
+.PHONY: venv lock demo test test-fast test-slurm lint dryrun-paper pull push bench bench-data bench-train bench-eval bench-judge bench-demo bench-aggregate clean-demo
 
 $(BIN)/activate: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -75,7 +75,7 @@ push: venv
 # Benchmarks (bench/): measured, not asserted; each prints its numbers as JSON. The last line of `make bench`
 # is the evaluation speed-up (also in results/bench.json as "eval_speedup"). bench-demo runs the whole demo DAG
 # from nothing in a temporary copy (~12 min on 2 cores): its wall time, per-rule times and critical path.
-bench: bench-data bench-train bench-judge bench-demo bench-eval
+bench: bench-data bench-train bench-judge bench-demo bench-eval bench-aggregate
 
 bench-data: venv
 	$(BIN)/python bench/load_data.py
@@ -89,6 +89,9 @@ bench-eval: venv
 # judge jobs per second through Snakemake against the loopback judge server (start-up vs request time)
 bench-judge: venv
 	$(BIN)/python bench/judge_speed.py
+
+bench-aggregate: venv
+	$(BIN)/python bench/aggregate_scale.py
 
 bench-demo: venv
 	$(BIN)/python bench/demo_time.py

@@ -96,3 +96,20 @@ def test_factuality_rows_keep_the_judge_scale_and_not_scored_runs_are_listed(tmp
         {"input_modality": "text", "task": "generation", "metric": "rougeL", "value": 7.0, "n": 4}]}))
     with pytest.raises(ValueError, match=r"bad.json: .*outside \[0, 1\]"):
         write_summary([bad], out)
+
+
+def test_item_scores_are_read_column_wise_with_the_judges_scores():
+    from mmunlearn.report.items import item_scores
+    gen = [{"task": "generation", "input_modality": "text", "prompt_id": f"{p}/text/0", "profile_id": str(p),
+            "score": {"rougeL": 0.1 * p}, "raw_output": "dropped"} for p in range(4)]
+    judged = [{"prompt_id": "1/text/0", "input_modality": "text", "factuality": 7},
+              {"prompt_id": "2/text/0", "input_modality": "text", "factuality": None}]  # unscored: no number
+    scores = item_scores({("m", "vanilla", "forget_5"): gen}, {("m", "vanilla", "forget_5"): judged})
+    assert scores.cells("m", "vanilla", "forget_5") == [("generation", "text", "factuality"),
+                                                         ("generation", "text", "rougeL")]
+    assert scores.values("m", "vanilla", "forget_5", "generation", "text", "factuality") == {"1/text/0": 7.0}
+    assert scores.values("m", "vanilla", "forget_5", "generation", "text", "rougeL")["3/text/0"] == pytest.approx(0.3)
+    assert scores.people[("m", "forget_5", "generation", "text")]["1/text/0"] == "1"
+    with pytest.raises(ValueError, match="where.jsonl:2: sample record without prompt_id"):
+        scores.add("m", "ga_text_5", "forget_5", [gen[0], {"task": "cloze", "input_modality": "text"}],
+                   where="where.jsonl")

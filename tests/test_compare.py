@@ -6,7 +6,8 @@ import json
 import pytest
 
 from mmunlearn.report.aggregate import write_summary
-from mmunlearn.report.compare import NO_HOLDOUT, comparison_rows, read_samples
+from mmunlearn.report.compare import NO_HOLDOUT, comparison_rows
+from mmunlearn.report.items import item_scores, read_item_scores
 
 
 def _records(run_nll: float, spread: float, truth_ratio: float, n: int = 6) -> list[dict]:
@@ -41,7 +42,7 @@ def _value(rows, run, task, metric, modality="image_text"):
 
 
 def test_oracle_against_itself_and_a_memorising_model():
-    rows, not_scored = comparison_rows(_samples(holdout=True), seed=42, holdout=True)
+    rows, not_scored = comparison_rows(item_scores(_samples(holdout=True)), seed=42, holdout=True)
     assert not not_scored
     assert _value(rows, "oracle_10", "classification", "forget_quality") == 1.0
     assert _value(rows, "oracle_10", "likelihood", "privleak_min_k") == 0.0
@@ -55,7 +56,7 @@ def test_oracle_against_itself_and_a_memorising_model():
 
 
 def test_without_a_holdout_membership_is_not_scored_and_says_why():
-    rows, not_scored = comparison_rows(_samples(holdout=False), seed=42, holdout=False)
+    rows, not_scored = comparison_rows(item_scores(_samples(holdout=False)), seed=42, holdout=False)
     assert _value(rows, "vanilla", "likelihood", "mia_auc_min_k") is None
     assert _value(rows, "vanilla", "likelihood", "privleak_min_k") is None
     assert _value(rows, "vanilla", "classification", "forget_quality") < 0.01  # needs no holdout
@@ -69,7 +70,9 @@ def test_summary_carries_the_comparisons(tmp_path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps(r) + "\n" for r in records))
         files.append(path)
-    assert len(read_samples(files)[("m", "vanilla", "forget_10")]) == 24
+    scores = read_item_scores(files)
+    ids, nll = scores.column("m", "vanilla", "forget_10", "likelihood", "text", "answer_nll")
+    assert len(ids) == 6 and nll[0] == pytest.approx(0.1)  # read column-wise: one float per item and metric
     out = tmp_path / "summary.csv"
     n = write_summary([], out, tmp_path / "prov.json", {"seed": 42, "study": {"holdout_ratio": 10}}, files)
     lines = out.read_text().splitlines()
@@ -78,7 +81,7 @@ def test_summary_carries_the_comparisons(tmp_path):
     bad = tmp_path / "results/eval/m/vanilla/bad.samples.jsonl"
     bad.write_text("{not json\n")
     with pytest.raises(ValueError, match="bad.samples.jsonl:1"):
-        read_samples([bad])
+        read_item_scores([bad])
 
 
 @pytest.mark.parametrize("holdout", [True, False])

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from mmunlearn.report.intervals import Intervals, ItemScores, item_scores
+from mmunlearn.report.intervals import Intervals
+from mmunlearn.report.items import ItemScores, item_scores
 from mmunlearn.eval import privacy
 from mmunlearn.report.uncertainty import (Bootstrap, ItemGroup, auc_replicates, bootstrap_ci, group_seed,
                                           paired_replicates)
@@ -124,7 +125,7 @@ def test_bad_bootstrap_settings_are_named():
         Bootstrap(unit="people")
     with pytest.raises(ValueError, match="report.bootstrap.level"):
         Bootstrap(level=95)
-    assert isinstance(ItemScores().values, dict)
+    assert ItemScores().cells("m", "vanilla", "forget_5") == []
 
 
 def test_weighted_auc_is_the_mia_auc_and_resamples_people():
@@ -161,8 +162,9 @@ def test_comparison_intervals_for_auc_privleak_and_reference_gap():
         samples[("m", run, "holdout")] = _likelihood(lambda p, q: base[(p, q)], holdout=True, shift=0.3)
     for run in ("vanilla", "ga_text_5"):
         samples[("m", run, "test_5")] = []
-    rows, _ = comparison_rows(samples, 42, holdout=True)
-    iv = Intervals(item_scores(samples), Bootstrap())
+    scores = item_scores(samples)
+    rows, _ = comparison_rows(scores, 42, holdout=True)
+    iv = Intervals(scores, Bootstrap())
     got = {(r["method"], r["metric"]): (r["value"], iv.comparison_interval(r)) for r in rows if r["split"] == "forget"}
     auc, (low, high) = got[("vanilla", "mia_auc_min_k")]
     assert 0 <= low <= auc <= high <= 1 and auc > 0.9

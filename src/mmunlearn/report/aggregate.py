@@ -16,8 +16,9 @@ import json
 from pathlib import Path
 
 from ..io import git_commit, write_json_atomic, write_text_atomic
-from .compare import JUDGED_FIELDS, comparison_rows, read_samples
-from .intervals import DIFFERENCE_COLUMNS, Intervals, item_scores
+from .compare import comparison_rows
+from .intervals import DIFFERENCE_COLUMNS, Intervals
+from .items import read_item_scores
 from .uncertainty import Bootstrap
 
 METRIC_RANGES = {"factuality": (1.0, 10.0), "answer_nll": (0.0, float("inf"))}  # every other metric: (0, 1)
@@ -80,14 +81,13 @@ def write_summary(metric_files: list[str | Path], out: str | Path, provenance_ou
     report/intervals.py) from the same records and the judge's (``judged_files``)."""
     docs = load_metrics(metric_files)
     seed = (config or {}).get("seed", 0)
-    samples = read_samples(samples_files)
-    intervals = Intervals(item_scores(samples, read_samples(judged_files, ".factuality.jsonl", JUDGED_FIELDS)),
-                          Bootstrap.from_config(config))
+    scores = read_item_scores(samples_files, judged_files)
+    intervals = Intervals(scores, Bootstrap.from_config(config))
     rows = summary_rows(docs, intervals)
     compared, not_compared = [], {}
     if samples_files:
         holdout = bool((config or {}).get("study", {}).get("holdout_ratio"))
-        compared, not_compared = comparison_rows(samples, seed, holdout)
+        compared, not_compared = comparison_rows(scores, seed, holdout)
     for r in compared:
         r["ci_low"], r["ci_high"] = intervals.comparison_interval(r) or (None, None)
     rows = sort_rows(rows + compared)

@@ -10,53 +10,18 @@ wrote; of the cross-model measures, MIA AUC, PrivLeak and the reference gap get 
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..eval import privacy
 from ..eval.identity import run_identity
+from .items import MIA, ItemScores
 from .uncertainty import Bootstrap, ItemGroup, auc_replicates, group_seed, interval, mean_ci, paired_replicates
 
 REFERENCE = "vanilla"
-MIA = "mia:"  # prefix of the attack scores among an item's values
 DIFFERENCE_COLUMNS = ["model", "comparison", "method", "unlearn_modality", "against", "forget_ratio", "seed",
                       "split", "input_modality", "task", "metric", "value", "ci_low", "ci_high", "n", "excludes_zero"]
-
-
-@dataclass
-class ItemScores:
-    """values[(model, run, split)][(task, modality, metric)] = {item: score}; people[(model, split, task,
-    modality)] = {item: person} over every run's items."""
-    values: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(dict)))
-    people: dict = field(default_factory=lambda: defaultdict(dict))
-
-
-def item_scores(samples: dict[tuple[str, str, str], list[dict]],
-                judged: dict[tuple[str, str, str], list[dict]] | None = None) -> ItemScores:
-    out = ItemScores()
-    for (model, run, split), records in samples.items():
-        person_of = {}
-        for r in records:
-            item, task, modality = r["prompt_id"], r["task"], r["input_modality"]
-            person = str(r.get("profile_id", item))
-            person_of[(task, modality, item)] = person
-            out.people[(model, split, task, modality)][item] = person
-            # the per-item scores, and the membership-attack scores under "mia:<attack>" (for the AUC intervals)
-            numbers = [*(r.get("score") or {}).items(), *((f"{MIA}{k}", x) for k, x in (r.get("mia") or {}).items())]
-            for metric, x in numbers:
-                if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x):
-                    out.values[(model, run, split)][(task, modality, metric)][item] = float(x)
-        for j in (judged or {}).get((model, run, split), []):
-            if j.get("factuality") is not None:
-                key = ("generation", j["input_modality"], j["prompt_id"])
-                out.people[(model, split, "generation", j["input_modality"])].setdefault(
-                    j["prompt_id"], person_of.get(key, j["prompt_id"]))
-                out.values[(model, run, split)][("generation", j["input_modality"], "factuality")][
-                    j["prompt_id"]] = float(j["factuality"])
-    return out
 
 
 class Intervals:
@@ -74,8 +39,13 @@ class Intervals:
         return self._groups[key]
 
     def vector(self, model, run, split, task, modality, metric) -> np.ndarray | None:
-        values = self.scores.values.get((model, run, split), {}).get((task, modality, metric))
-        return None if not values else self.group(model, split, task, modality).vector(values)
+        got = self.scores.column(model, run, split, task, modality, metric)
+        if got is None or np.isnan(got[1]).all():
+            return None
+        group = self.group(model, split, task, modality)
+        v = np.full(len(group.ids), np.nan)
+        v[[group.index[i] for i in got[0]]] = got[1]
+        return v
 
     def cell(self, model, run, split, task, modality, metric, value: float | None) -> tuple[float, float] | None:
         """The interval of a summary cell, or None when its value is not the mean of the per-item scores."""
@@ -106,16 +76,16 @@ class Intervals:
         unlearned run's selectivity margin (forget drop - retain drop, both against vanilla)."""
         rows = []
         by_model = defaultdict(set)
-        for model, run, split in self.scores.values:
+        for model, run, split in self.scores.evaluations:
             by_model[model].add(run)
         for model in sorted(by_model):
             runs = by_model[model]
-            for (m, run, split), cells in sorted(self.scores.values.items()):
+            for m, run, split in sorted(self.scores.evaluations):
                 if m != model:
                     continue
-                for task, modality, metric in sorted(cells):
-                    if metric.startswith(MIA):
-                        continue  # attack scores: their AUCs get intervals (comparison_interval), not their means
+                for task, modality, metric in self.scores.cells(model, run, split):
+                    if not _summarised(metric):
+                        continue
                     if run != REFERENCE and (got := self.paired(model, split, task, modality, metric, run, REFERENCE)):
                         rows.append(self._row(model, "vs_vanilla", run, REFERENCE, split, task, modality, metric,
                                               *got, seed))
@@ -135,8 +105,8 @@ class Intervals:
                 continue  # base, vanilla, the oracle
             ratio = ident["forget_ratio"]
             forget, retain = f"forget_{ratio}", f"retain_{ratio}"
-            for task, modality, metric in sorted(self.scores.values.get((model, run, forget), {})):
-                if metric.startswith(MIA):
+            for task, modality, metric in self.scores.cells(model, run, forget):
+                if not _summarised(metric):
                     continue
                 f = self.paired(model, forget, task, modality, metric, run, REFERENCE)
                 r = self.paired(model, retain, task, modality, metric, run, REFERENCE)
@@ -181,6 +151,12 @@ class Intervals:
             return None
         reps = reps[np.isfinite(reps)]
         return interval(reps, self.boot.level) if len(reps) else None
+
+
+def _summarised(metric: str) -> bool:
+    """Whether summary.csv reports the metric as a mean over items: not the attack scores (their AUCs get
+    intervals, ``comparison_interval``) nor the raw truth ratio (forget quality's input)."""
+    return not metric.startswith(MIA) and metric != "truth_ratio_raw"
 
 
 def run_name(row: dict) -> str:
