@@ -103,3 +103,40 @@ def test_subjects_disciplines_and_instance_level_accuracy():
     assert got["Art"] == (0.5, 2) and got["Overall-Art and Design"] == (2 / 3, 3)
     assert got["Overall-Science"] == (0.0, 1)
     assert got["Overall"] == (0.5, 4)  # over items: (1 + 0 + 1 + 0) / 4, not the mean of subject accuracies
+
+
+def _row(**over):
+    row = {"id": "validation_Art_Theory_3", "question": "Which style is shown in <image 1>?",
+           "options": "['Baroque', 'Cubism', 'see <image 2>']", "answer": "B", "question_type": "multiple-choice",
+           "image_1": b"png", "image_2": b"png", "image_3": None}
+    return {**row, **over}
+
+
+def test_items_prompts_and_scores():
+    from mmunlearn.eval.mmmu import parse_item, prompt, score
+    item = parse_item(_row())
+    assert (item["subject"], item["options"], item["images"]) == ("Art_Theory", ["Baroque", "Cubism", "see <image 2>"],
+                                                                  ["image_1", "image_2"])
+    assert prompt(item) == ("Which style is shown in <image 1>?\nA. Baroque\nB. Cubism\nC. see <image 2>\n\n"
+                            "Answer with the option's letter from the given choices directly.")
+    assert score(item, "B") == {"parsed": "B", "how": "letter", "correct": True}
+    assert score(item, "(A)")["correct"] is False
+    open_item = parse_item(_row(question_type="open", options="[]", answer="1,200"))
+    assert prompt(open_item).endswith("\n\nAnswer the question using a single word or phrase.")
+    assert score(open_item, "The total is 1200 dollars")["correct"] is True
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"options": "['a', 'b'"}, "row validation_Art_Theory_3: 'options' is not a list"),
+    ({"question_type": "yes/no"}, "question_type 'yes/no' is not one of"),
+    ({"image_2": None}, "refers to image_2, which is empty"),
+    ({"options": "[]"}, "a multiple-choice question without options"),
+])
+def test_bad_rows_are_named(over, message):
+    from mmunlearn.eval.mmmu import parse_item
+    with pytest.raises(ValueError, match=message):
+        parse_item(_row(**over), where="MMMU/Art_Theory")
+    row = _row()
+    del row["answer"]
+    with pytest.raises(ValueError, match="no 'answer' field"):
+        parse_item(row)

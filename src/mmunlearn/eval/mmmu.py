@@ -183,3 +183,70 @@ def accuracy_by_subject(correct: dict[str, bool]) -> dict[str, tuple[float, int]
             groups.setdefault(f"Overall-{discipline}", []).append(ok)
         groups.setdefault("Overall", []).append(ok)
     return {name: (sum(oks) / len(oks), len(oks)) for name, oks in sorted(groups.items())}
+
+
+# -- items and prompts ---------------------------------------------------------------------------------------
+# The Hugging Face dataset MMMU/MMMU (one config per subject, split "validation": 900 questions) stores a
+# question's options as the *string* of a Python list, and up to seven images in image_1 .. image_7, referred to
+# in the question or the options as "<image 1>" .. "<image 7>".
+IMAGE_TOKEN = re.compile(r"<image (\d+)>")
+QUESTION_TYPES = ("multiple-choice", "open")
+# LLaVA-1.5's evaluation instructions, which lmms-eval's mmmu_val used as its defaults
+MC_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+OPEN_INSTRUCTION = "Answer the question using a single word or phrase."
+
+
+def parse_item(row: dict, where: str = "MMMU") -> dict:
+    """A dataset row as the task uses it: id, subject, question type, question, option texts (a list), gold
+    (a letter, or for open questions the answer string or list), and the image columns the text refers to, in
+    order of first reference. A malformed row is an error naming the row's id and field."""
+    item_id = row.get("id", "?")
+    for key in ("id", "question", "options", "answer", "question_type"):
+        if key not in row:
+            raise ValueError(f"{where}: row {item_id}: no '{key}' field")
+    if row["question_type"] not in QUESTION_TYPES:
+        raise ValueError(f"{where}: row {item_id}: question_type '{row['question_type']}' is not one of "
+                         f"{', '.join(QUESTION_TYPES)}")
+    options = row["options"]
+    if isinstance(options, str):
+        import ast
+
+        try:
+            options = ast.literal_eval(options) if options.strip() else []
+        except (ValueError, SyntaxError):
+            raise ValueError(f"{where}: row {item_id}: 'options' is not a list: {row['options'][:80]!r}") from None
+    if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+        raise ValueError(f"{where}: row {item_id}: 'options' must be a list of strings")
+    if row["question_type"] == "multiple-choice" and not options:
+        raise ValueError(f"{where}: row {item_id}: a multiple-choice question without options")
+    text = "\n".join([row["question"], *options])
+    images = list(dict.fromkeys(f"image_{n}" for n in IMAGE_TOKEN.findall(text)))
+    missing = [key for key in images if row.get(key) is None and key in row]
+    if missing:
+        raise ValueError(f"{where}: row {item_id}: the text refers to {', '.join(missing)}, which is empty")
+    return {"id": item_id, "subject": subject_of(item_id), "question_type": row["question_type"],
+            "question": row["question"], "options": options, "answer": row["answer"], "images": images}
+
+
+def letters(options: list[str]) -> list[str]:
+    return [chr(ord("A") + k) for k in range(len(options))]
+
+
+def prompt(item: dict, mc_instruction: str = MC_INSTRUCTION, open_instruction: str = OPEN_INSTRUCTION) -> str:
+    """The question as lmms-eval's mmmu_val builds it (``construct_prompt``): the question, then for multiple
+    choice one "A. option" line per option, a blank line and the instruction; the image tokens stay in the text
+    (each model's processor places its images)."""
+    if item["question_type"] == "multiple-choice":
+        listed = "\n".join(f"{x}. {o}" for x, o in zip(letters(item["options"]), item["options"]))
+        return f"{item['question']}\n{listed}\n\n{mc_instruction}"
+    return f"{item['question']}\n\n{open_instruction}"
+
+
+def score(item: dict, response: str, seed: int = 42, parser: str = "mmmu") -> dict:
+    """{parsed, how, correct} of one response (how: the multiple-choice parse step, or "open")."""
+    if item["question_type"] == "multiple-choice":
+        options = dict(zip(letters(item["options"]), item["options"]))
+        letter, how = parse_choice(response, list(options), options, seed, item["id"], parser)
+        return {"parsed": letter, "how": how, "correct": choice_correct(item["answer"], letter)}
+    candidates = parse_open(response)
+    return {"parsed": candidates, "how": "open", "correct": open_correct(item["answer"], candidates)}
