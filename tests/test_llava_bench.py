@@ -47,6 +47,8 @@ def test_prompt_layout_and_rules_file(tmp_path):
     assert text.startswith("[Context]\nA dog on a beach.\nThe sun sets.\n\n[Question]\nWhat animal?\n\n")
     assert "[Assistant 1]\nA dog.\n\n[End of Assistant 1]\n\n[Assistant 2]\nA cat.\n\n[End of Assistant 2]" in text
     assert text.endswith(DEFAULT_RULES["llava_bench_conv"]["prompt"] + "\n\n")
+    assert review_prompt("A dog on a beach.\nThe sun sets.", "What animal?", "A dog.", "A cat.", "conv",
+                         DEFAULT_RULES) == text  # the caption as one string (the Hugging Face copy)
     # a user's rule.json in LLaVA's shape replaces ours
     rules = {f"llava_bench_{c}": {"role": "Reviewer", "prompt": f"rule {c}"} for c in ("conv", "detail", "complex")}
     path = tmp_path / "rule.json"

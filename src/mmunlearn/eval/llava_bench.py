@@ -66,14 +66,16 @@ def load_rules(path: str | Path | None) -> dict[str, dict[str, str]]:
     return rules
 
 
-def review_prompt(caption: list[str], question: str, reference: str, answer: str, category: str,
+def review_prompt(caption: list[str] | str, question: str, reference: str, answer: str, category: str,
                   rules: dict[str, dict[str, str]]) -> str:
-    """The reviewer's user message, laid out as LLaVA's reviewer sees it (so that its ``rule.json`` fits)."""
+    """The reviewer's user message, laid out as LLaVA's reviewer sees it (so that its ``rule.json`` fits). The
+    caption: LLaVA's context file holds a list of sentences (one per line); the Hugging Face copy
+    (lmms-lab/llava-bench-in-the-wild) one string."""
     rule = rules.get(f"llava_bench_{category}")
     if rule is None:
         raise ValueError(f"LLaVA-Bench category '{category}' has no rule (llava_bench_{category})")
     role = rule["role"]
-    context = "\n".join(caption)
+    context = caption if isinstance(caption, str) else "\n".join(caption)
     return (f"[Context]\n{context}\n\n[Question]\n{question}\n\n"
             f"[{role} 1]\n{reference}\n\n[End of {role} 1]\n\n"
             f"[{role} 2]\n{answer}\n\n[End of {role} 2]\n\n"
