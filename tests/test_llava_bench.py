@@ -59,3 +59,14 @@ def test_prompt_layout_and_rules_file(tmp_path):
         load_rules(path)
     with pytest.raises(ValueError, match="category 'chart' has no rule"):
         review_prompt([], "q", "r", "a", "chart", DEFAULT_RULES)
+
+
+def test_rows_are_checked_and_named():
+    from mmunlearn.eval.llava_bench import parse_row
+    row = {"question_id": 7, "question": "What is unusual?", "caption": "A man irons on a taxi.",
+           "gpt_answer": "He irons on a moving taxi.", "category": "complex", "image": b"jpeg"}
+    assert parse_row(row)["reference"] == "He irons on a moving taxi." and parse_row(row)["id"] == "7"
+    with pytest.raises(ValueError, match="row 7: category 'chart' is not one of conv, detail, complex"):
+        parse_row({**row, "category": "chart"})
+    with pytest.raises(ValueError, match="LLaVA-Bench: row 7: no 'image'"):
+        parse_row({**row, "image": None})

@@ -107,3 +107,17 @@ def relative_scores(reviews: list[tuple[str, tuple[float, float] | None]]) -> di
         out[name] = {"score": mine / ref * 100 if scored and ref else None, "reference": ref, "model": mine,
                      "n": len(scored), "unscored": len(items) - len(scored)}
     return out
+
+
+def parse_row(row: dict, where: str = "LLaVA-Bench") -> dict:
+    """A row of lmms-lab/llava-bench-in-the-wild (60 questions on 24 images) as the task uses it: id, category,
+    question, caption, the reference answer (GPT-4's, the reviewer's assistant 1) and the image. A malformed row
+    is an error naming its id and field."""
+    item_id = row.get("question_id", "?")
+    for key in ("question_id", "question", "caption", "gpt_answer", "category", "image"):
+        if row.get(key) in (None, ""):
+            raise ValueError(f"{where}: row {item_id}: no '{key}'")
+    if row["category"] not in CATEGORIES:
+        raise ValueError(f"{where}: row {item_id}: category '{row['category']}' is not one of {', '.join(CATEGORIES)}")
+    return {"id": str(item_id), "category": row["category"], "question": row["question"], "caption": row["caption"],
+            "reference": row["gpt_answer"], "image": row["image"]}
