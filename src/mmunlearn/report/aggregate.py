@@ -18,7 +18,7 @@ from pathlib import Path
 from ..io import git_commit, write_json_atomic, write_text_atomic
 from .compare import comparison_rows
 from .intervals import DIFFERENCE_COLUMNS, Intervals
-from .items import read_item_scores
+from .items import eval_names, read_item_scores
 from .uncertainty import Bootstrap
 
 METRIC_RANGES = {"factuality": (1.0, 10.0), "answer_nll": (0.0, float("inf"))}  # every other metric: (0, 1)
@@ -43,7 +43,7 @@ def load_metrics(metric_files: list[str | Path]) -> dict[str, dict]:
 def summary_rows(docs: dict[str, dict], intervals: Intervals | None = None) -> list[dict]:
     rows = []
     for f, doc in docs.items():
-        model, run, split = _eval_names(f)
+        model, run, split = eval_names(f)
         try:
             key = {c: doc[c] for c in COLUMNS[:6]}
             for r in doc["results"]:
@@ -58,12 +58,6 @@ def summary_rows(docs: dict[str, dict], intervals: Intervals | None = None) -> l
         except (KeyError, ValueError, TypeError) as exc:
             raise ValueError(f"{f}: malformed metrics file ({exc!r})") from None
     return sort_rows(rows)
-
-
-def _eval_names(path: str | Path) -> tuple[str, str, str]:
-    """(model, run, split) of ``results/eval/<model>/<run>/<split>[.factuality].json``."""
-    p = Path(path)
-    return p.parts[-3] if len(p.parts) > 2 else "", p.parent.name, p.name.split(".")[0]
 
 
 def sort_rows(rows: list[dict]) -> list[dict]:

@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ..io import atomic_file, write_text_atomic  # noqa: E402
 from .compare import PRIVLEAK_ATTACK  # noqa: E402
-from .tables import MODALITIES, read_differences, read_summary  # noqa: E402
+from .tables import MODALITIES, read_differences, read_summary, row_interval  # noqa: E402
 
 FIG3_MEASURES = (("classification", "accuracy", "classification acc"), ("generation", "rougeL", "ROUGE-L"),
                  ("cloze", "accuracy", "cloze acc"))
@@ -40,15 +40,13 @@ def _lookup(rows: list[dict]) -> dict:
 
 def _interval_lookup(rows: list[dict]) -> dict:
     return {(r["model"], r["method"], r["unlearn_modality"], r["forget_ratio"], r["split"], r["input_modality"],
-             r["task"], r["metric"]): (float(r["ci_low"]), float(r["ci_high"])) for r in rows
-            if r.get("ci_low", "") != "" and r.get("ci_high", "") != ""}
+             r["task"], r["metric"]): row_interval(r) for r in rows if row_interval(r)}
 
 
 def _change_lookup(differences: dict) -> dict:
     """Paired intervals of the changes against vanilla, keyed like ``_lookup``."""
-    return {(k[1], r["method"], r["unlearn_modality"], k[3], k[4], k[5], k[6], k[7]):
-            (float(r["ci_low"]), float(r["ci_high"])) for k, r in differences.items()
-            if k[0] == "vs_vanilla" and r["ci_low"] != "" and r["ci_high"] != ""}
+    return {(k[1], r["method"], r["unlearn_modality"], k[3], k[4], k[5], k[6], k[7]): row_interval(r)
+            for k, r in differences.items() if k[0] == "vs_vanilla" and row_interval(r)}
 
 
 def _yerr(centre: float, ci: tuple[float, float] | None) -> list[list[float]]:

@@ -64,8 +64,7 @@ class Intervals:
         return (diff, reps, n) if n else None
 
     def _row(self, model, comparison, run, against, split, task, modality, metric, diff, reps, n, seed) -> dict:
-        reps = reps[np.isfinite(reps)]
-        low, high = interval(reps, self.boot.level) if len(reps) else (None, None)
+        low, high = interval(reps, self.boot.level) or (None, None)
         excludes = low is not None and (low > 0 or high < 0)
         return {"model": model, "comparison": comparison, **_identity(model, run, split, seed), "against": against,
                 "input_modality": modality, "task": task, "metric": metric, "value": diff,
@@ -115,7 +114,6 @@ class Intervals:
                                           metric, r[0] - f[0], r[1] - f[1], f[2] + r[2], seed))
         return rows
 
-
     def _auc(self, model, run, ratio, task, modality, attack) -> np.ndarray | None:
         """Replicates of the run's MIA AUC: forget people (members) and holdout people (non-members), each set
         resampled with its group's draws, so that two runs' AUCs are paired."""
@@ -147,10 +145,7 @@ class Intervals:
                 reps = None if ref is None else privacy.privleak(reps, ref)
         else:
             return None
-        if reps is None:
-            return None
-        reps = reps[np.isfinite(reps)]
-        return interval(reps, self.boot.level) if len(reps) else None
+        return None if reps is None else interval(reps, self.boot.level)
 
 
 def _summarised(metric: str) -> bool:

@@ -116,16 +116,18 @@ def _lines(path: Path) -> Iterable[dict]:
                 raise ValueError(f"{path}:{n}: malformed sample record ({exc!r})") from None
 
 
-def eval_names(path: Path, suffix: str) -> tuple[str, str, str]:
-    """(model, run, split) of ``results/eval/<model>/<run>/<split><suffix>``."""
-    return path.parts[-3], path.parts[-2], path.name.removesuffix(suffix)
+def eval_names(path: str | Path) -> tuple[str, str, str]:
+    """(model, run, split) of ``results/eval/<model>/<run>/<split>.<kind>`` (kind: json, samples.jsonl,
+    factuality.json, factuality.jsonl; split names hold no dot)."""
+    p = Path(path)
+    return p.parts[-3] if len(p.parts) > 2 else "", p.parent.name, p.name.split(".")[0]
 
 
 def read_item_scores(samples_files: Iterable[str | Path], judged_files: Iterable[str | Path] = ()) -> ItemScores:
     """Every evaluation's per-item numbers, read file by file (no file's records are kept)."""
     out = ItemScores()
     for path in map(Path, samples_files):
-        out.add(*eval_names(path, ".samples.jsonl"), _lines(path), where=str(path))
+        out.add(*eval_names(path), _lines(path), where=str(path))
     for path in map(Path, judged_files):
-        out.add_judged(*eval_names(path, ".factuality.jsonl"), _lines(path), where=str(path))
+        out.add_judged(*eval_names(path), _lines(path), where=str(path))
     return out

@@ -47,7 +47,8 @@ def _value(row: dict | None) -> float | None:
     return float(row["value"]) if row and row["value"] != "" else None
 
 
-def _interval(row: dict | None) -> tuple[float, float] | None:
+def row_interval(row: dict | None) -> tuple[float, float] | None:
+    """(ci_low, ci_high) of a summary or differences row, None where it has none."""
     if not row or row.get("ci_low", "") == "" or row.get("ci_high", "") == "":
         return None
     return float(row["ci_low"]), float(row["ci_high"])
@@ -89,8 +90,8 @@ def table_cells(rows: list[dict], model: str, ratio: str,
                     value, ref = _value(row), _value(index.get(("vanilla", s, m, task, metric)))
                     delta = value - ref if run != "vanilla" and value is not None and ref is not None else None
                     diff = (differences or {}).get(("vs_vanilla", model, run, ratio, s, m, task, metric))
-                    cells[(run, column(s, task, metric, m))] = Cell(value, delta, _interval(row),
-                                                                    _interval(diff) if delta is not None else None)
+                    cells[(run, column(s, task, metric, m))] = Cell(value, delta, row_interval(row),
+                                                                    row_interval(diff) if delta is not None else None)
     return runs, columns, cells
 
 
@@ -238,7 +239,7 @@ def write_privacy_tables(summary: str | Path, out_dir: str | Path) -> list[Path]
             for run in runs:
                 found = [index.get((run, s, mod, t, m)) for s, t, m, _, _, mod in keys]
                 w.writerow([run, *_numbers(_value(r) for r in found),
-                            *_numbers(x for r in found for x in (_interval(r) or (None, None)))])
+                            *_numbers(x for r in found for x in (row_interval(r) or (None, None)))])
             stem = out_dir / f"{model}_forget{ratio}_privacy"
             write_text_atomic(stem.with_suffix(".csv"), buf.getvalue())
             md = [f"## {model}, forget {ratio} %: privacy and forget quality", "",
@@ -256,7 +257,7 @@ def write_privacy_tables(summary: str | Path, out_dir: str | Path) -> list[Path]
                     cells = []
                     for s, t, m, _, digits in PRIVACY_MEASURES:
                         row = index.get((run, s, mod, t, m))
-                        v, ci = _value(row), _interval(row)
+                        v, ci = _value(row), row_interval(row)
                         small = v is not None and m == "forget_quality" and 0 < v < 10 ** -digits
                         text = "n/s" if v is None else f"{v:.1e}" if small else f"{v:.{digits}f}"
                         if ci and m in PRIVACY_INTERVALS:

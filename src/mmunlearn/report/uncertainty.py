@@ -58,7 +58,12 @@ def weights(n_clusters: int, boot: Bootstrap, seed: int) -> np.ndarray:
     return rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=boot.samples).astype(float)
 
 
-def interval(replicates: np.ndarray, level: float) -> tuple[float, float]:
+def interval(replicates: np.ndarray, level: float) -> tuple[float, float] | None:
+    """The percentile interval of the finite replicates (a replicate that drew no scored item is NaN), or None
+    when there are none."""
+    replicates = replicates[np.isfinite(replicates)]
+    if not len(replicates):
+        return None
     alpha = (1 - level) / 2
     low, high = np.quantile(replicates, [alpha, 1 - alpha])
     return float(low), float(high)
@@ -94,8 +99,7 @@ class ItemGroup:
         sums = np.where(mask, np.nan_to_num(v), 0.0) @ self.member
         counts = mask.astype(float) @ self.member
         with np.errstate(invalid="ignore", divide="ignore"):
-            return (self.W @ sums) / (self.W @ counts)  # a replicate that drew no scored item: NaN, dropped
-
+            return (self.W @ sums) / (self.W @ counts)  # a replicate that drew no scored item: NaN
 
     def item_weights(self, mask: np.ndarray) -> np.ndarray:
         """B x n: how many copies of each item (of those in ``mask``) each replicate holds."""
@@ -113,13 +117,8 @@ def auc_replicates(members: np.ndarray, member_weights: np.ndarray, outsiders: n
         return ((member_weights @ above) * outsider_weights).sum(1) / pairs
 
 
-def _finite(r: np.ndarray) -> np.ndarray:
-    return r[np.isfinite(r)]
-
-
 def mean_ci(group: ItemGroup, v: np.ndarray, level: float) -> tuple[float, float] | None:
-    r = _finite(group.replicates(v))
-    return interval(r, level) if len(r) else None
+    return interval(group.replicates(v), level)
 
 
 def paired_replicates(group: ItemGroup, a: np.ndarray, b: np.ndarray) -> tuple[float, np.ndarray, int]:
