@@ -97,4 +97,4 @@ bench-demo: venv
 	$(BIN)/python bench/demo_time.py
 
 clean-demo:
-	rm -rf data/demo data/splits results/models results/eval results/summary.csv results/differences.csv logs .snakemake
+	rm -rf data/demo data/demo_utility data/splits results/models results/eval results/summary.csv results/differences.csv logs .snakemake

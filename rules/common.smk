@@ -15,6 +15,7 @@ sys.path.insert(0, str(REPO / "src"))  # once: the registries below are the pack
 
 from mmunlearn.cluster import (PlannedJob, format_estimate, gpu_hour_estimate, hub_environment, rule_resources,
                                scheduler_resources)
+from mmunlearn.eval.identity import RATIO_FREE_SPLITS, UTILITY_SPLITS
 from mmunlearn.eval.tasks import TASKS
 from mmunlearn.slurm_states import install as normalise_slurm_states
 from mmunlearn.train.losses import LOSSES, get_loss
@@ -24,6 +25,8 @@ VALIDATED = "results/data/validated.json"  # validate_data's facts: every consum
 BENCH = f"{DATA_ROOT}/MLLMU-Bench"
 STUDY = config["study"]
 SEED = config["seed"]
+UTILITY = STUDY["utility"]  # MMMU, LLaVA-Bench: evaluated once per model run (data/utility.py)
+UTILITY_ROOT = config["utility"]["root"]
 
 
 def _check_study():
@@ -48,6 +51,11 @@ def _check_study():
             raise ValueError(f"config: study.tasks names unknown task '{task}'; known: {sorted(TASKS)}")
         if TASKS[task].generate and task not in config["eval"]["max_new_tokens"]:
             raise ValueError(f"config: eval.max_new_tokens has no entry for task '{task}'")
+    for name in UTILITY:
+        if name not in config["utility"]:
+            raise ValueError(f"config: study.utility names '{name}', which has no block under 'utility:'")
+        if name not in config["eval"]["max_new_tokens"]:
+            raise ValueError(f"config: eval.max_new_tokens has no entry for the utility task '{name}'")
 
 
 _check_study()
@@ -179,14 +187,11 @@ def run_names(ratio=None):
     return runs
 
 
-RATIO_FREE_SPLITS = ("celebrity", "holdout")  # their people do not depend on the forget ratio
-
-
 def study_splits():
     """The configured splits, plus the holdout (membership inference's non-members) when there is one and a
-    teacher-forced task to score it with."""
+    teacher-forced task to score it with, plus the utility benchmarks."""
     scored = STUDY["holdout_ratio"] and any(not TASKS[t].generate for t in STUDY["tasks"])
-    return list(STUDY["splits"]) + (["holdout"] if scored else [])
+    return list(STUDY["splits"]) + (["holdout"] if scored else []) + list(UTILITY)
 
 
 def eval_splits(run):
@@ -204,8 +209,12 @@ def all_eval_outputs(kind="json"):
     factuality files (``"factuality.json"``, ``"factuality.jsonl"``; only when the study generates answers)."""
     if kind.startswith("factuality") and "generation" not in STUDY["tasks"]:
         return []
+    if kind.startswith("review"):  # the LLaVA-Bench reviewer's files
+        return [f"results/eval/{m}/{run}/llava_bench.{kind}" for m in STUDY["models"] for run in run_names()
+                if "llava_bench" in UTILITY]
     return [f"results/eval/{m}/{run}/{split}.{kind}" for m in STUDY["models"] for run in run_names()
-            for split in eval_splits(run) if kind in ("json", "samples.jsonl") or split != "holdout"]
+            for split in eval_splits(run)
+            if kind in ("json", "samples.jsonl") or split not in ("holdout", *UTILITY_SPLITS)]
 
 
 def unlearn_refs(wildcards):
@@ -240,6 +249,7 @@ def eval_inputs(wildcards):
     else:
         ratio = run.rsplit("_", 1)[1]
     inputs = {"data": DATA_ROOT, "validated": VALIDATED, "split": f"data/splits/forget_{ratio}.json", "base": base_input(wildcards)}
+    inputs.update({name: f"{UTILITY_ROOT}/{name}" for name in UTILITY if split in ("", name)})
     if run != "base":
         inputs["run"] = f"results/models/{wildcards.model}/{run}"
     return inputs
@@ -262,7 +272,7 @@ def planned_jobs():
         # base and vanilla: a job per split; every other run: one job for all its splits (rules/eval.smk)
         jobs += [PlannedJob("evaluate", done=done(f"results/eval/{m}/{run}/{split}.json"))
                  for run in ("base", "vanilla") for split in eval_splits(run)]
-        jobs += [PlannedJob("evaluate", units=len(STUDY["splits"]),
+        jobs += [PlannedJob("evaluate", units=len(STUDY["splits"]) + len(UTILITY),
                             done=all(done(f"results/eval/{m}/{run}/{split}.json") for split in eval_splits(run)))
                  for run in run_names() if run not in ("base", "vanilla")]
     return jobs
@@ -282,4 +292,5 @@ wildcard_constraints:
     modality=r"multimodal|text",
     run=r"base|vanilla|oracle_\d+|[a-z][a-z0-9_]*_(multimodal|text)_\d+",
     stem=r"oracle|[a-z][a-z0-9_]*_(multimodal|text)",
-    split=r"(forget|test|retain)_\d+|celebrity|holdout",
+    split=r"(forget|test|retain)_\d+|celebrity|holdout|mmmu|llava_bench",
+    benchmark=r"mmmu|llava_bench",

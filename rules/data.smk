@@ -7,6 +7,7 @@ localrules:
     validate_data,
     make_split,
     fetch_model,
+    prepare_utility,
 
 
 rule prepare_data:
@@ -25,6 +26,25 @@ rule prepare_data:
 
 # Everything the study reads, validated on the submitting node before any training job (every consumer takes
 # its facts file as input): a bad file stops the run here, naming file, row, ID and field.
+# MMMU and LLaVA-Bench (study.utility), each in its own folder with its own manifest: only the split the tasks
+# read, at utility.<name>.revision (or their synthetic twins when data.source is synthetic).
+rule prepare_utility:
+    output:
+        data=directory(f"{UTILITY_ROOT}/{{benchmark}}"),
+    params:
+        cfg=lambda wc: config["utility"][wc.benchmark],
+        source=config["data"]["source"],
+        seed=config["data"].get("synthetic", {}).get("seed", 0),
+        code=code_version(f"{PKG}/io.py", f"{PKG}/workflow.py", f"{PKG}/data", f"{PKG}/eval/mmmu.py",
+                          "workflow_scripts/prepare_utility.py"),
+    conda:
+        "../envs/mmunlearn.yaml"
+    log:
+        "logs/prepare_utility/{benchmark}.log",
+    script:
+        "../workflow_scripts/prepare_utility.py"
+
+
 rule validate_data:
     input:
         data=DATA_ROOT,

@@ -14,11 +14,12 @@ rule evaluate:
         base_source=lambda wc: base_source(wc.model),
         eval_cfg=lambda wc: eval_config(wc.model),
         tasks=STUDY["tasks"],
+        utility_cfg={name: config["utility"][name] for name in UTILITY},
         seed=SEED,
         code=code_version(*CODE_EVAL, "workflow_scripts/evaluate.py"),
     threads: job_threads("evaluate")
     resources:
-        **job_resources("evaluate", units=len(STUDY["splits"])),
+        **job_resources("evaluate", units=len(STUDY["splits"]) + len(UTILITY)),
     conda:
         "../envs/mmunlearn.yaml"
     log:
@@ -65,3 +66,30 @@ rule judge:
         "logs/judge/{model}/{run}/{split}.log",
     script:
         "../workflow_scripts/judge.py"
+
+
+# LLaVA-Bench's reviewer (eval/llava_bench.py): the same OpenAI-compatible judge, cache and key handling as the
+# factuality judge, with LLaVA's reviewer protocol. On the submitting node, like the judge.
+localrules:
+    review_llava_bench,
+
+
+rule review_llava_bench:
+    input:
+        samples="results/eval/{model}/{run}/llava_bench.samples.jsonl",
+    output:
+        metrics="results/eval/{model}/{run}/llava_bench.review.json",
+        samples="results/eval/{model}/{run}/llava_bench.review.jsonl",
+    params:
+        judge_cfg=config["judge"],
+        bench_cfg=config["utility"]["llava_bench"],
+        judge_key_set=bool(os.environ.get(config["judge"]["api_key_env"])),
+        seed=SEED,
+        code=code_version(f"{PKG}/io.py", f"{PKG}/workflow.py", f"{PKG}/eval/judge.py", f"{PKG}/eval/identity.py",
+                          f"{PKG}/eval/llava_bench.py", "workflow_scripts/review_llava_bench.py"),
+    conda:
+        "../envs/mmunlearn.yaml"
+    log:
+        "logs/review_llava_bench/{model}/{run}.log",
+    script:
+        "../workflow_scripts/review_llava_bench.py"

@@ -13,6 +13,8 @@ rule aggregate:
         factuality=all_eval_outputs("factuality.json"),
         samples=all_eval_outputs("samples.jsonl"),  # per-item records: intervals, comparisons with the oracle, MIA
         judged=all_eval_outputs("factuality.jsonl"),  # the judge's per-item scores: factuality's intervals
+        reviews=all_eval_outputs("review.json"),  # LLaVA-Bench's relative scores
+        reviewed=all_eval_outputs("review.jsonl"),  # and its per-question reviews: their intervals
     output:
         summary="results/summary.csv",
         differences="results/differences.csv",  # paired differences with their intervals (report/intervals.py)

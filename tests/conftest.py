@@ -20,6 +20,17 @@ def small_data(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="session")
+def utility_twins(tmp_path_factory):
+    """The synthetic twins of MMMU and LLaVA-Bench (data/utility.py), generated once per test session."""
+    from mmunlearn.data.utility import prepare
+
+    root = tmp_path_factory.mktemp("utility")
+    for name in ("mmmu", "llava_bench"):
+        prepare(name, {}, "synthetic", root / name, seed=0)
+    return root
+
+
 # What a workflow needs to run from a fresh folder (integration tests copy it and run Snakemake there).
 WORKFLOW_FILES = ["Snakefile", "report", "rules", "workflow_scripts", "schemas", "envs", "config", "config.yaml", "src",
                   "profiles", "slurm"]

@@ -34,7 +34,18 @@ STYLES = {
 }
 
 
+def review_reply(prompt: str) -> str:
+    """LLaVA-Bench's reviewer protocol (eval/llava_bench.py): two scores on the first line, the reference
+    answer (assistant 1) always 8, ours 7 if it shares a content word with the reference, else 3."""
+    first, second = re.findall(r"^\[\w+ [12]\]\n(.*?)\n\n\[End of", prompt, re.MULTILINE | re.DOTALL)
+    words = lambda s: {w for w in re.findall(r"[a-z]+", s.lower()) if len(w) > 3}  # noqa: E731
+    close = bool(words(first) & words(second))
+    return f"8 {7 if close else 3}\nAssistant 2 is {'close to' if close else 'far from'} the reference."
+
+
 def judge_reply(prompt: str, style: str = "json") -> str:
+    if "[End of " in prompt:
+        return review_reply(prompt)
     answer = re.search(r"^Generated answer: (.*)$", prompt, re.MULTILINE).group(1)
     truth = re.search(r"^Ground truth: (.*)$", prompt, re.MULTILINE).group(1)
     words = lambda s: {w for w in re.findall(r"[a-z]+", s.lower()) if len(w) > 3}  # noqa: E731

@@ -83,14 +83,14 @@ def test_the_paper_dry_run_submits_gpu_rules_with_gpus(tmp_path):
     assert out.returncode == 0, text[-3000:]
     assert "GPU-hour estimate" in text and "unlearn:kl_min" in text
     resources = dict(re.findall(r"^rule (\w+):\n.*?^    resources: (.*?)$", text, re.MULTILINE | re.DOTALL))
-    assert set(resources) == {"fetch_model", "prepare_data", "validate_data", "make_split", "finetune_vanilla",
-                              "finetune_oracle", "unlearn", "evaluate"}
+    assert set(resources) == {"fetch_model", "prepare_data", "prepare_utility", "validate_data", "make_split",
+                              "finetune_vanilla", "finetune_oracle", "unlearn", "evaluate"}
     for rule in ("finetune_vanilla", "finetune_oracle", "unlearn", "evaluate"):
         assert "gres=gpu:1" in resources[rule] and "slurm_account=lab42" in resources[rule], resources[rule]
         assert "slurm_partition=gpu" in resources[rule]
     assert "runtime=360" in resources["finetune_vanilla"] and "mem_mb=96000" in resources["unlearn"]  # NPO
-    assert "runtime=720" in resources["evaluate"]  # one job for the run's 4 splits: 4 x 180 min
-    for rule in ("fetch_model", "prepare_data", "validate_data", "make_split"):  # localrules: nothing for sbatch
+    assert "runtime=1080" in resources["evaluate"]  # one job for the run's 4 splits, MMMU, LLaVA-Bench: 6 x 180 min
+    for rule in ("fetch_model", "prepare_data", "prepare_utility", "validate_data", "make_split"):  # localrules
         assert "slurm" not in resources[rule] and "gpu" not in resources[rule]
 
 

@@ -73,7 +73,7 @@ def test_tradeoff_points_and_figures_render(summary, tmp_path):
     names = sorted(p.name for p in paths)
     assert names == ["fig3_m_forget5_ga.pdf", "fig3_m_forget5_ga.png", "fig4_m.pdf", "fig4_m.png",
                      "fig4_m_points.csv"]
-    assert (tmp_path / "figures/fig4_m_points.csv").read_text().splitlines()[1] == "ga,multimodal,5,0.3,0.7,0.7,,,,,,"
+    assert (tmp_path / "figures/fig4_m_points.csv").read_text().splitlines()[1] == "ga,multimodal,5,0.3,0.7,0.7" + "," * 12
     for p in [p for p in paths if p.suffix != ".csv"]:
         head = p.read_bytes()[:8]
         assert head.startswith(b"\x89PNG") if p.suffix == ".png" else head.startswith(b"%PDF")
@@ -122,3 +122,57 @@ def test_intervals_markers_and_the_selectivity_table(summary, tmp_path):
     assert (ga["method"], ga["variant"], ga["forget_drop_ci_low"], ga["forget_drop_ci_high"]) == \
         ("ga", "multimodal", pytest.approx(0.2), pytest.approx(0.4))
     assert points[-1]["method"] == "vanilla" and points[-1]["forget_drop_ci_low"] == 0.0  # the reference itself
+
+
+def test_figure4_has_the_papers_four_panels_with_the_utility_benchmarks(summary, tmp_path):
+    """MMMU and LLaVA-Bench rows (ratio-free for vanilla, the run's ratio for an unlearned model) become Figure 4's
+    third and fourth panels; the points CSV carries them."""
+    extra = [_row("vanilla", "none", "", "mmmu", "image_text", "mmmu", "accuracy", 0.35, 30),
+             _row("vanilla", "none", "", "llava_bench", "image_text", "llava_bench", "relative_score", 61.5, 12)]
+    for variant, (acc, rel) in (("multimodal", (0.30, 55.0)), ("text", (0.33, 60.0))):
+        extra += [_row("ga", variant, "5", "mmmu", "image_text", "mmmu", "accuracy", acc, 30),
+                  _row("ga", variant, "5", "llava_bench", "image_text", "llava_bench", "relative_score", rel, 12)]
+    with summary.open("a", newline="") as f:
+        csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n").writerows(extra)
+    points = {(p["method"], p["variant"]): p for p in tradeoff_points(read_summary(summary), "m")}
+    assert points[("vanilla", "none")]["mmmu"] == 0.35 and points[("vanilla", "none")]["llava_bench"] == 61.5
+    assert points[("ga", "multimodal")]["mmmu"] == 0.30 and points[("ga", "text")]["llava_bench"] == 60.0
+    import matplotlib.pyplot as plt
+
+    drawn = []
+    real_subplots = plt.subplots
+
+    def spy(*args, **kw):
+        fig, axes = real_subplots(*args, **kw)
+        drawn.append(axes)
+        return fig, axes
+
+    plt.subplots = spy
+    try:
+        write_figures(summary, tmp_path / "figures")
+    finally:
+        plt.subplots = real_subplots
+    fig4 = next(a for a in drawn if a.size == 4)
+    assert [ax.get_ylabel() for ax in fig4.flat] == ["retain accuracy (image+text)", "celebrity accuracy (image+text)",
+                                                     "MMMU accuracy", "LLaVA-Bench relative score (x100)"]
+    assert all(len(ax.collections) >= 3 for ax in fig4.flat)  # vanilla and both variants drawn on every panel
+    md = next(p for p in write_tables(summary, tmp_path / "tables") if p.name == "m_forget5.md").read_text()
+    assert "| run | MMMU acc | LLaVA-Bench |" in md
+    assert "| vanilla | 0.35 | 61.5 |" in md and "| ga (multimodal) | 0.30 (-0.05) | 55.0 (-6.5) |" in md
+    # LLaVA-Bench not scored (no judge key): its panel is drawn and says so, with no point on it
+    rows = [r for r in read_summary(summary)]
+    for r in rows:
+        if r["split"] == "llava_bench":
+            r["value"] = ""
+    with summary.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    drawn.clear()
+    plt.subplots = spy
+    try:
+        write_figures(summary, tmp_path / "figures")
+    finally:
+        plt.subplots = real_subplots
+    last = next(a for a in drawn if a.size == 4).flat[3]
+    assert not last.collections and "not scored" in last.texts[0].get_text()

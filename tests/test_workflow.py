@@ -67,8 +67,14 @@ def test_summary_is_tidy_and_complete(workdir):
                 if method == "oracle":
                     assert float(leak["value"]) == 0.0  # by construction
                     assert float(index[(method, modality, "forget", inp, task, "reference_gap")]["value"]) == 0.0
+        # the utility benchmarks, once per model run: MMMU scored, LLaVA-Bench answered (no reviewer key here)
+        assert index[(method, modality, "mmmu", "image_text", "mmmu", "accuracy")]["n"] == "30"
+        assert index[(method, modality, "mmmu", "image_text", "mmmu", "accuracy_loglik")]["n"] == "24"
+        for metric in ("relative_score", "relative_score_conv", "relative_score_detail", "relative_score_complex"):
+            cell = index[(method, modality, "llava_bench", "image_text", "llava_bench", metric)]
+            assert cell["value"] == "" and cell["n"] == "0"  # not scored, never a number
     for r in rows:
-        ratio_free = r["method"] in ("base", "vanilla") and r["split"] in ("celebrity", "holdout")
+        ratio_free = r["method"] in ("base", "vanilla") and r["split"] in ("celebrity", "holdout", "mmmu", "llava_bench")
         assert r["forget_ratio"] == ("" if ratio_free else "10")
         if r["metric"] == "factuality":  # no judge key in the test: not scored, never a number
             assert r["value"] == "" and r["n"] == "0"
@@ -113,9 +119,12 @@ def test_results_carry_provenance(workdir):
     assert not list((workdir / "results/models/tiny-llava/vanilla/adapter").glob("model*.safetensors"))
     assert (workdir / "results/models/tiny-llava/ga_text_10/loss_log.csv").is_file()
     table = json.loads((workdir / "results/summary.provenance.json").read_text())
-    # 28 evaluations + 7 of the holdout, 28 judge files (the holdout is not judged: nothing generated)
-    assert table["config"]["seed"] == 42 and len(table["evaluations"]) == 35 + 28
-    assert len(table["not_scored"]) == 28 and all("no API key" in v for v in table["not_scored"].values())
+    # 28 evaluations + 7 of the holdout, 28 judge files (the holdout is not judged: nothing generated), and per
+    # run MMMU, LLaVA-Bench and its review (7 x 3); no key: the factuality and LLaVA-Bench reviews not scored
+    assert table["config"]["seed"] == 42 and len(table["evaluations"]) == 35 + 28 + 21
+    assert len(table["not_scored"]) == 28 + 7 and all("no API key" in v for v in table["not_scored"].values())
+    mmmu = json.loads((workdir / "results/eval/tiny-llava/ga_text_10/mmmu.json").read_text())
+    assert mmmu["forget_ratio"] == 10 and mmmu["accuracy_by_subject"]["Overall"]["n"] == 30
     assert metrics["decode"]["classification"]["items"] > 0
 
 
@@ -135,7 +144,8 @@ def test_editing_a_method_reruns_only_its_jobs(workdir):
     # exactly the 2 npo runs (multimodal, text), their 2 evaluation jobs (4 splits each), 2 x 4 judgements, and
     # the aggregation
     counts = job_counts(out)
-    assert counts == {"unlearn": 2, "evaluate": 2, "judge": 8, "aggregate": 1, "total": 13}, out[-3000:]
+    assert counts == {"unlearn": 2, "evaluate": 2, "judge": 8, "review_llava_bench": 2, "aggregate": 1,
+                      "total": 15}, out[-3000:]
 
 
 def test_lint(workdir):
@@ -225,6 +235,42 @@ def test_judge_rule_scores_through_a_chat_completions_endpoint(workdir):
     assert len(judged) == 8 and all(json.loads(j)["justification"] for j in judged)
     for path in [*workdir.glob("results/**/*.json*"), *workdir.glob("logs/**/*.log")]:
         assert key not in path.read_text(errors="ignore"), path
+
+
+def test_llava_bench_reviewed_through_a_chat_completions_endpoint(workdir):
+    """The LLaVA-Bench reviewer rule against a loopback OpenAI-compatible server: the relative scores per category
+    and overall, and in the summary with their bootstrap interval over images."""
+    from judge_server import JudgeServer
+
+    key = "sk-review-77aa"
+    target = "results/eval/tiny-llava/vanilla/llava_bench.review.json"
+    with JudgeServer(key) as server:
+        (workdir / "review.yaml").write_text(f"judge:\n  model: reviewer\n  base_url: {server.url}\n"
+                                             f"  api_key_env: MMU_REVIEW_KEY\n")
+        env = {**os.environ, "MMU_REVIEW_KEY": key}
+        cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", "review.yaml", "--cores", "2",
+               target]
+        result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300, env=env)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        # (an earlier test retrained vanilla, whose evaluation may rerun first)
+        assert job_counts(result.stdout + result.stderr)["review_llava_bench"] == 1
+        assert len(server.requests) == 12 and all("[Context]" in r["body"]["messages"][1]["content"]
+                                                  for r in server.requests)
+    doc = json.loads((workdir / target).read_text())
+    rows = {r["metric"]: r for r in doc["results"]}
+    assert doc["status"] == "scored" and rows["relative_score"]["n"] == 12
+    reviews = [json.loads(line) for line in (workdir / target.replace(".json", ".jsonl")).read_text().splitlines()]
+    ours = [r["scores"][1] for r in reviews]
+    assert rows["relative_score"]["value"] == pytest.approx(sum(ours) / 12 / 8 * 100)
+    assert sum(rows[f"relative_score_{c}"]["n"] for c in ("conv", "detail", "complex")) == 12
+    from mmunlearn.report.aggregate import write_summary
+
+    out = workdir / "review_summary.csv"
+    evals = workdir / "results/eval/tiny-llava/vanilla"
+    write_summary([workdir / target], out, samples_files=[evals / "llava_bench.samples.jsonl",
+                                                          workdir / target.replace(".json", ".jsonl")])
+    cell = next(r for r in csv.DictReader(out.open()) if r["metric"] == "relative_score")
+    assert float(cell["ci_low"]) <= float(cell["value"]) <= float(cell["ci_high"])
 
 
 def test_a_key_set_later_rescores_only_the_judge_jobs(workdir):

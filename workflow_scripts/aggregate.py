@@ -6,7 +6,9 @@ from mmunlearn.workflow import setup
 
 smk = snakemake  # noqa: F821
 log = setup(smk)
-rows = write_summary([*smk.input.metrics, *smk.input.factuality], smk.output.summary, smk.output.provenance,
-                     dict(smk.config), samples_files=list(smk.input.samples), judged_files=list(smk.input.judged),
+rows = write_summary([*smk.input.metrics, *smk.input.factuality, *smk.input.reviews], smk.output.summary,
+                     smk.output.provenance, dict(smk.config),
+                     # the reviews after the answers: they carry the LLaVA-Bench numbers the answers do not
+                     samples_files=[*smk.input.samples, *smk.input.reviewed], judged_files=list(smk.input.judged),
                      differences_out=smk.output.differences)
 log.info("%d rows -> %s", rows, smk.output.summary)

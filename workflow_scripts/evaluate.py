@@ -5,7 +5,8 @@ import os
 
 from mmunlearn.data.sets import vanilla_set
 from mmunlearn.data.validate import load_facts
-from mmunlearn.eval.runner import evaluate_split, run_identity
+from mmunlearn.eval.identity import UTILITY_SPLITS, split_parts
+from mmunlearn.eval.runner import benchmark_breakdown, evaluate_benchmark, evaluate_split, run_identity
 from mmunlearn.eval.tasks import get_task
 from mmunlearn.io import provenance, sha256_tree, write_json_atomic, write_text_atomic
 from mmunlearn.models.loading import load_model
@@ -24,12 +25,18 @@ training = ({p.id: p for p in vanilla_set(smk.input.data, load_facts(smk.input.v
 adapter_sha256 = sha256_tree(f"{run_dir}/adapter") if run_dir and os.path.isdir(f"{run_dir}/adapter") else None
 for samples_path in [p for p in smk.output if p.endswith(".samples.jsonl")]:
     split_name = os.path.basename(samples_path).removesuffix(".samples.jsonl")  # forget_10, celebrity, ...
-    samples, metrics, decode_stats = evaluate_split(vlm, f"{smk.input.data}/MLLMU-Bench", split_name.split("_")[0],
-                                                    split_info, tasks, smk.params.eval_cfg, training)
+    if split_name in UTILITY_SPLITS:  # MMMU, LLaVA-Bench: their own data and tasks
+        samples, metrics, decode_stats = evaluate_benchmark(vlm, smk.input[split_name], split_name,
+                                                            smk.params.eval_cfg, smk.params.utility_cfg[split_name],
+                                                            smk.params.seed)
+    else:
+        samples, metrics, decode_stats = evaluate_split(vlm, f"{smk.input.data}/MLLMU-Bench",
+                                                        split_parts(split_name)[0], split_info, tasks,
+                                                        smk.params.eval_cfg, training)
     identity = run_identity(smk.wildcards.model, run, split_name, smk.params.seed)
     write_text_atomic(samples_path, "".join(json.dumps({**identity, **s}) + "\n" for s in samples))
     write_json_atomic(samples_path.removesuffix(".samples.jsonl") + ".json", {
-        **identity, "results": metrics, "decode": decode_stats,
+        **identity, "results": metrics, "decode": decode_stats, **benchmark_breakdown(split_name, samples),
         "provenance": provenance(resolved_config(smk), seed=smk.params.seed, dtype=str(vlm.model.dtype),
                                  effective_batch_size=smk.params.eval_cfg["batch_size"], device=str(vlm.device),
                                  adapter_sha256=adapter_sha256)})

@@ -100,13 +100,15 @@ def download_repo(api, repo: dict, staging: Path) -> dict:
     from huggingface_hub.hf_api import RepoFile
 
     commit = resolve_revision(api, repo)
+    prefix = repo.get("file_prefix", "")  # e.g. "validation-": one split of a benchmark (data/utility.py)
     tree = [e for e in api.list_repo_tree(repo["repo_id"], repo_type=repo["repo_type"], revision=commit,
                                           recursive=True)
-            if isinstance(e, RepoFile) and e.path.endswith(".parquet") and e.path.split("/")[0] in repo["folders"]]
+            if isinstance(e, RepoFile) and e.path.endswith(".parquet") and e.path.split("/")[0] in repo["folders"]
+            and e.path.rsplit("/", 1)[-1].startswith(prefix)]
     absent = sorted(set(repo["folders"]) - {e.path.split("/")[0] for e in tree})
     if absent:
-        raise FetchError(f"{repo['repo_id']}@{commit[:12]} has no parquet files in {absent}: this revision lacks "
-                         f"folders the study reads ({repo['config_key']})")
+        raise FetchError(f"{repo['repo_id']}@{commit[:12]} has no {prefix}*.parquet files in {absent}: this "
+                         f"revision lacks folders the study reads ({repo['config_key']})")
     local = staging / repo["subdir"]
     for entry in sorted(tree, key=lambda e: e.path):
         for attempt in (1, 2):

@@ -144,10 +144,10 @@ class Judge:
     def api_key(self) -> str | None:
         return os.environ.get(self.cfg.api_key_env) or None
 
-    def request(self, prompt: str) -> dict:
+    def request(self, prompt: str, system: str = SYSTEM) -> dict:
         """The request as configured; it is also the cache key."""
         body = {"model": self.cfg.model, "max_tokens": self.cfg.max_tokens,
-                "messages": [{"role": "system", "content": SYSTEM + (JSON_HINT if self.json_mode else "")},
+                "messages": [{"role": "system", "content": system + (JSON_HINT if self.json_mode else "")},
                              {"role": "user", "content": prompt}]}
         if self.cfg.temperature is not None:
             body["temperature"] = self.cfg.temperature
@@ -194,9 +194,21 @@ class Judge:
         write_json_atomic(path, {"model": body["model"], "content": content, "json_mode": json_mode})
         return content
 
-    def complete_all(self, bodies: list[dict]) -> list[str]:
+    def complete_all(self, bodies: list[dict], keep_going: bool = False) -> list[str | None]:
+        """Every reply, concurrently. ``keep_going``: a request that still fails after its retries gives None
+        (logged, not cached, so a forced rerun asks it again) instead of failing the job."""
         with ThreadPoolExecutor(max_workers=self.cfg.max_concurrency) as pool:
-            return list(pool.map(self.complete, bodies))
+            return list(pool.map(self._complete_or_none if keep_going else self.complete, bodies))
+
+    def _complete_or_none(self, body: dict) -> str | None:
+        from openai import OpenAIError
+
+        try:
+            return self.complete(body)
+        except OpenAIError as exc:
+            log.warning("%s: a request failed after %d retries (%s): not scored", self.cfg.base_url,
+                        self.cfg.max_retries, type(exc).__name__)
+            return None
 
 
 def _rows(gen: list[dict], scores: list[int | None]) -> list[dict]:

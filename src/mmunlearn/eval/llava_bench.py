@@ -21,9 +21,15 @@ Where we depart from it, and why:
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import re
 from pathlib import Path
+
+from .judge import Judge, JudgeConfig
+
+log = logging.getLogger(__name__)
 
 CATEGORIES = ("conv", "detail", "complex")
 SYSTEM_PROMPT = "You are a careful reviewer who rates how good an answer is."
@@ -121,3 +127,52 @@ def parse_row(row: dict, where: str = "LLaVA-Bench") -> dict:
         raise ValueError(f"{where}: row {item_id}: category '{row['category']}' is not one of {', '.join(CATEGORIES)}")
     return {"id": str(item_id), "category": row["category"], "question": row["question"], "caption": row["caption"],
             "reference": row["gpt_answer"], "image": row["image"]}
+
+
+def reviewer_config(judge_cfg: dict, bench_cfg: dict) -> JudgeConfig:
+    """The factuality judge's endpoint, key, cache and retries, with the reviewer's own model (``judge_model``;
+    LLaVA's script asks GPT-4) and reply length; free text, not JSON mode (the first line holds the scores)."""
+    cfg = JudgeConfig.from_config(dict(judge_cfg))
+    return dataclasses.replace(cfg, model=bench_cfg.get("judge_model") or cfg.model, json_mode=False,
+                               max_tokens=bench_cfg.get("review_max_tokens", 1024))
+
+
+def _rows(reviews: list[tuple[str, tuple[float, float] | None]], modality: str) -> list[dict]:
+    """summary rows: ``relative_score`` overall and ``relative_score_<category>`` (x100, LLaVA's convention)."""
+    rows = []
+    for name, r in relative_scores(reviews).items():
+        rows.append({"input_modality": modality, "task": "llava_bench",
+                     "metric": "relative_score" if name == "all" else f"relative_score_{name}", "value": r["score"],
+                     "n": r["n"], "unscored": r["unscored"]})
+    return rows
+
+
+def review(samples: list[dict], cfg: JudgeConfig, rules: dict) -> tuple[list[dict], list[dict], str]:
+    """Per-question reviews, the relative scores, and the status ("scored", or why not). A request that fails
+    after its retries, or a reply whose first line is not two scores, is not scored and counted (``review``: None
+    for a failed request); with no key and no cached reply nothing is."""
+    answers = [s for s in samples if s.get("task") == "llava_bench" and "not_scored" not in s]
+    modality = answers[0]["input_modality"] if answers else "image_text"
+    judge = Judge(cfg)
+    bodies = [judge.request(review_prompt(s["caption"], s["question"], s["gold"], s["parsed"], s["category"],
+                                          rules), system=SYSTEM_PROMPT) for s in answers]
+    uncached = sum(not judge.cache_path(b).is_file() for b in bodies)
+    if uncached and judge.api_key() is None:
+        status = f"not scored: no API key in ${cfg.api_key_env} ({uncached} of {len(answers)} replies not cached)"
+        log.warning("LLaVA-Bench %s", status)
+        return [], _rows([(s["category"], None) for s in answers], modality), status
+    records = []
+    # a reply that fails after its retries is not scored and counted, like one that cannot be parsed
+    for s, reply in zip(answers, judge.complete_all(bodies, keep_going=True)):
+        scores = None if reply is None else parse_review(reply)
+        numbers = {} if scores is None else {
+            "reviewer_reference": scores[0], "reviewer_model": scores[1],
+            f"reviewer_reference_{s['category']}": scores[0], f"reviewer_model_{s['category']}": scores[1]}
+        records.append({"prompt_id": s["prompt_id"], "profile_id": s["profile_id"], "question_id": s["question_id"],
+                        "task": "llava_bench", "input_modality": s["input_modality"], "category": s["category"],
+                        "scores": scores, "score": numbers, "review": reply})
+    unscored = [r["question_id"] for r in records if r["scores"] is None]
+    if unscored:
+        log.warning("%d LLaVA-Bench reviews failed or had no two scores on their first line (not scored): %s",
+                    len(unscored), ", ".join(map(str, unscored[:10])))
+    return records, _rows([(r["category"], r["scores"]) for r in records], modality), "scored"

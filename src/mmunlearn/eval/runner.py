@@ -9,14 +9,17 @@ import dataclasses
 import logging
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.schema import MODALITIES, read_benchmark_folder
+from ..data.schema import read_benchmark_folder
 from ..data.sets import vanilla_set
 from ..data.splits import HOLDOUT
+from ..data.utility import read_rows
 from ..models.registry import VisionLanguageModel
 from .identity import run_identity  # noqa: F401  (re-exported: evaluate.py and tests import it here)
-from .tasks import EvalContext, get_task, run_task
+from . import llava_bench, mmmu
+from .tasks import TASKS, EvalContext, get_task, run_task
 
 log = logging.getLogger(__name__)
 
@@ -98,17 +101,27 @@ def evaluate_split(vlm: VisionLanguageModel, bench_root: str | Path, split: str,
         pool = set(split_info["fewshot_pool"])
         profiles = [p for p in profiles if p.id not in pool]
     full = read_benchmark_folder(Path(bench_root) / "Full_Set")[0]
+    return score_tasks(vlm, split, profiles, images, tasks, eval_cfg,
+                       lambda task: demo_profiles(split, task, split_info, full, eval_cfg))
+
+
+def score_tasks(vlm: VisionLanguageModel, split: str, profiles: list, images: dict[str, bytes], tasks: list[str],
+                eval_cfg: dict, fewshot=lambda task: [], seed: int = 42,
+                options: dict | None = None) -> tuple[list[dict], list[dict], dict]:
+    """Every task x input modality on one split's people (or a benchmark's units): records, metric rows (mean
+    over the records that have the metric; ``not_scored``: records a utility task could not score), decode
+    statistics."""
     samples, metrics, stats = [], [], {}
     for task_name in tasks:
         task = get_task(task_name)
         ctx = EvalContext(vlm=vlm, split=split, images=images, batch_size=eval_cfg["batch_size"],
                           max_new_tokens=eval_cfg["max_new_tokens"].get(task_name, 0),  # 0: teacher-forced
-                          fewshot_profiles=demo_profiles(split, task_name, split_info, full, eval_cfg),
+                          fewshot_profiles=fewshot(task_name),
                           stopping_rule=eval_cfg.get("stopping_rule", True),
                           letter_parser=eval_cfg.get("letter_parser", "first_character"),
                           decode_from=eval_cfg.get("decode_from", "new_tokens"),
-                          reuse_prefix=eval_cfg.get("reuse_prefix", True))
-        for modality in MODALITIES:
+                          reuse_prefix=eval_cfg.get("reuse_prefix", True), seed=seed, options=options or {})
+        for modality in task.modalities:
             t0 = time.time()
             scored = run_task(task, profiles, modality, ctx)
             if not scored and task.training_rows:
@@ -120,10 +133,55 @@ def evaluate_split(vlm: VisionLanguageModel, bench_root: str | Path, split: str,
             samples += scored
             for metric in task.metrics:
                 values = [s["score"][metric] for s in scored if metric in s["score"]]
-                metrics.append({"input_modality": modality, "task": task_name, "metric": metric,
-                                "value": sum(values) / len(values) if values else None, "n": len(values)})
+                row = {"input_modality": modality, "task": task_name, "metric": metric,
+                       "value": sum(values) / len(values) if values else None, "n": len(values)}
+                if task.benchmark:
+                    row["not_scored"] = sum("not_scored" in s for s in scored)
+                metrics.append(row)
             log.info("%s/%s/%s: %d items in %.1f s: %s", split, task_name, modality, len(scored), time.time() - t0,
                      ", ".join(f"{m['metric']}={m['value']:.3f}" for m in metrics[-len(task.metrics):]
-                               if m["value"] is not None))
+                               if m["value"] is not None) if task.metrics else "")
         stats[task_name] = dataclasses.asdict(ctx.stats)
     return samples, metrics, stats
+
+
+@dataclass
+class BenchmarkUnit:
+    """What a utility benchmark's tasks treat as a person: the unit its questions cluster by (an MMMU question;
+    a LLaVA-Bench image, asked three questions), the bootstrap's resampling unit (``profile_id``)."""
+
+    id: str
+    questions: list[dict]
+
+
+def benchmark_units(root: str | Path, name: str) -> list[BenchmarkUnit]:
+    """A prepared utility benchmark's questions, parsed (eval/mmmu.py ``parse_item``, eval/llava_bench.py
+    ``parse_row``; a malformed row is an error naming the file's benchmark, the row and the field)."""
+    rows = read_rows(root, name)
+    if name == "mmmu":
+        units = []
+        for row in rows:
+            item = mmmu.parse_item(row, where=f"{root} (MMMU)")
+            units.append(BenchmarkUnit(item["id"], [{**item, "image_bytes": tuple(row[k] for k in item["images"])}]))
+        return units
+    by_image: dict[str, list[dict]] = {}
+    for row in rows:
+        item = llava_bench.parse_row(row, where=f"{root} (LLaVA-Bench)")
+        by_image.setdefault(str(row.get("image_id") or item["id"]), []).append(item)
+    return [BenchmarkUnit(image_id, items) for image_id, items in by_image.items()]
+
+
+def evaluate_benchmark(vlm: VisionLanguageModel, root: str | Path, name: str, eval_cfg: dict, options: dict,
+                       seed: int) -> tuple[list[dict], list[dict], dict]:
+    """A utility benchmark's tasks (those declaring ``benchmark=name``) on all its questions."""
+    tasks = [t.name for t in TASKS.values() if t.benchmark == name]
+    return score_tasks(vlm, name, benchmark_units(root, name), {}, tasks, eval_cfg, seed=seed, options=options)
+
+
+def benchmark_breakdown(name: str, samples: list[dict]) -> dict:
+    """MMMU's per-subject and per-discipline accuracy (over the scored questions), for the metrics file."""
+    if name != "mmmu":
+        return {}
+    correct = {s["question_id"]: bool(s["score"]["accuracy"]) for s in samples if "accuracy" in s.get("score", {})}
+    by_subject = mmmu.accuracy_by_subject(correct)
+    return {"accuracy_by_subject": {k: {"accuracy": a, "n": n} for k, (a, n) in by_subject.items()}}

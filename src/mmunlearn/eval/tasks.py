@@ -11,13 +11,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..data.schema import IMAGE_TEXT, MCQuestion, OpenQuestion, Profile, QAPair
+from ..data.schema import IMAGE_TEXT, MODALITIES, MCQuestion, OpenQuestion, Profile, QAPair
 from ..models import prompts
 from ..models.registry import Encoded, VisionLanguageModel
 from ..train.examples import name_the_person
-from . import privacy
-from .decode import (DecodeStats, answer_token_stats, check_context, greedy_generate, grouped_continuation_logliks,
-                     shares_prefix)
+from . import mmmu, privacy
+from .decode import (DecodeStats, answer_token_stats, check_context, context_length, greedy_generate,
+                     grouped_continuation_logliks, shares_prefix)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ class EvalContext:
     decode_from: str = "new_tokens"  # or "sequence": the original's whole-sequence decode (spec §2.2)
     reuse_prefix: bool = True  # prefill the shared few-shot block once per split and task
     stats: DecodeStats = field(default_factory=DecodeStats)
+    seed: int = 42  # seeded choices inside scoring (MMMU's random fallback)
+    options: dict = field(default_factory=dict)  # the task's own settings (utility.<benchmark>: parser, ...)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,9 @@ class Task:
     generate: bool = True  # False: a teacher-forced task; ``extra`` scores every record, nothing is decoded
     training_rows: bool = False  # its questions are the people's fine-tuning QA pairs (Profile.qa, name)
     splits: tuple[str, ...] | None = None  # the splits it is scored on; None: every split
+    modalities: tuple[str, ...] = MODALITIES  # the input modalities it is scored in
+    images_of: Callable[[object], tuple[bytes, ...]] | None = None  # a question's own images (else its person's)
+    benchmark: str | None = None  # a utility benchmark's task (data/utility.py): its items are its "people"
 
 
 TASKS: dict[str, Task] = {}
@@ -96,16 +101,38 @@ def prepare(task: Task, profiles: list[Profile], modality: str, ctx: EvalContext
                 skip.add((demo.id, i))
     out = Prepared([], [], [], [], fewshot, demo_images)
     for p in profiles:
-        image = (ctx.images[p.id],) if with_image else ()
+        image = (ctx.images[p.id],) if with_image and task.images_of is None else ()
         for i, q in enumerate(task.questions(p, modality)):
             if (p.id, i) in skip:
                 continue
             out.records.append({"prompt_id": f"{p.id}/{modality}/{i}", "profile_id": p.id,
-                                "question": q.question, "gold": task.gold(q)})
+                                "question": q["question"] if isinstance(q, dict) else q.question,
+                                "gold": task.gold(q)})
             out.questions.append(q)
             out.prompts.append(task.prompt(q, with_image, fewshot))
-            out.images.append(demo_images + image)
+            out.images.append(demo_images + (task.images_of(q) if task.images_of else image))
     return out
+
+
+def drop_too_long(prep: Prepared, task: Task, ctx: EvalContext) -> list[dict]:
+    """A utility benchmark's prompts that cannot fit the model's context with the task's new tokens (an MMMU
+    question with seven images on a 4k-context model) are not scored: taken out of ``prep``, returned as records
+    that say why, and counted in the metrics (``not_scored``), never scored as wrong or silently dropped."""
+    limit = context_length(ctx.vlm)
+    keep, dropped = [], []
+    for k, (prompt, images) in enumerate(zip(prep.prompts, prep.images)):
+        n = len(ctx.vlm.encode(prompt, images=images).input_ids)
+        if n + ctx.max_new_tokens > limit:
+            dropped.append({**prep.records[k], "score": {},
+                            "not_scored": f"{n} prompt tokens + {ctx.max_new_tokens} new > context {limit}"})
+        else:
+            keep.append(k)
+    if dropped:
+        log.warning("%s/%s: %d prompts exceed the context of %d tokens and are not scored: %s", ctx.split,
+                    task.name, len(dropped), limit, ", ".join(r["prompt_id"] for r in dropped[:5]))
+        for name in ("records", "questions", "prompts", "images"):
+            setattr(prep, name, [getattr(prep, name)[k] for k in keep])
+    return dropped
 
 
 def response(output: str, task: Task, ctx: EvalContext) -> str:
@@ -120,8 +147,9 @@ def run_task(task: Task, profiles: list[Profile], modality: str, ctx: EvalContex
     """Score ``task`` on ``profiles`` in one input modality: per-sample records with raw output, parsed answer
     and score."""
     prep = prepare(task, profiles, modality, ctx)
+    dropped = drop_too_long(prep, task, ctx) if task.benchmark else []
     if not prep.records:
-        return []
+        return dropped
     if not task.generate:
         for rec in prep.records:
             rec["score"] = {}
@@ -145,7 +173,7 @@ def run_task(task: Task, profiles: list[Profile], modality: str, ctx: EvalContex
     if task.extra is not None:
         task.extra(prep.records, [(q, imgs[len(prep.prefix_images):]) for q, imgs in zip(prep.questions,
                                                                                            prep.images)], ctx)
-    return prep.records
+    return prep.records + dropped
 
 
 # --- classification ------------------------------------------------------------------------------------------
@@ -287,3 +315,60 @@ register_task(Task(
     questions=lambda p, modality: [_training_question(qa, p, modality) for qa in p.qa],
     prompt=lambda q, with_image, fewshot: q.question,
     gold=lambda q: q.answer, score=lambda text, q, ctx: {}, extra=_training_answers, generate=False))
+
+
+# --- utility benchmarks (issue 17; data/utility.py, eval/mmmu.py, eval/llava_bench.py) ------------------------
+# Their questions are dicts (eval/runner.py ``benchmark_units``); the prompts are LLaVA-style for every family,
+# as the MLLMU-Bench tasks' are.
+
+def utility_prompt(text: str) -> str:
+    """``USER: {text}\nASSISTANT:`` with each of the text's "<image n>" references in place: its first occurrence
+    becomes the model's image token (the question's images are shown in order of first reference,
+    ``mmmu.parse_item``), a later one the words "image n", so that tokens and images pair up one to one."""
+    seen = set()
+
+    def place(m):
+        if m[1] in seen:
+            return f"image {m[1]}"
+        seen.add(m[1])
+        return prompts.IMAGE_TOKEN
+
+    return f"USER: {mmmu.IMAGE_TOKEN.sub(place, text)}\nASSISTANT:"
+
+
+def _mmmu_score(text: str, q: dict, ctx: EvalContext) -> dict:
+    out = mmmu.score(q, text, ctx.seed, ctx.options.get("parser", "mmmu"))
+    return {"question_id": q["id"], "subject": q["subject"], "question_type": q["question_type"],
+            "parsed": out["parsed"], "parse": out["how"], "score": {"accuracy": float(out["correct"])}}
+
+
+def _mmmu_letter_loglik(records: list[dict], questions: list[tuple[dict, tuple]], ctx: EvalContext) -> None:
+    """``accuracy_loglik`` of the multiple-choice questions: the option letter most likely after the question's
+    full prompt (options listed, images shown). Letters, not option texts as in our classification task, because
+    MMMU options can be images ("<image 2>"), which cannot be a continuation."""
+    mc = [(rec, q, images) for rec, (q, images) in zip(records, questions) if q["question_type"] == "multiple-choice"]
+    groups = [[ctx.vlm.encode(utility_prompt(mmmu.prompt(q)), " " + x, images=images)
+               for x in mmmu.letters(q["options"])] for _, q, images in mc]
+    for (rec, q, _), scores in zip(mc, grouped_continuation_logliks(ctx.vlm, groups, ctx.batch_size)):
+        keys = mmmu.letters(q["options"])
+        best = keys[max(range(len(keys)), key=scores.__getitem__)]
+        rec.update(loglik=dict(zip(keys, scores)), parsed_loglik=best)
+        rec["score"]["accuracy_loglik"] = float(mmmu.choice_correct(q["answer"], best))
+
+
+register_task(Task(
+    name="mmmu", benchmark="mmmu", splits=("mmmu",), modalities=(IMAGE_TEXT,),
+    metrics=("accuracy", "accuracy_loglik"),  # accuracy_loglik: multiple-choice questions only (its n says so)
+    questions=lambda unit, modality: unit.questions, images_of=lambda q: q["image_bytes"],
+    prompt=lambda q, with_image, fewshot: utility_prompt(mmmu.prompt(q)),
+    gold=lambda q: q["answer"], score=_mmmu_score, extra=_mmmu_letter_loglik))
+
+
+register_task(Task(
+    # answers only: the reviewer (eval/llava_bench.py, the review_llava_bench rule) scores them afterwards
+    name="llava_bench", benchmark="llava_bench", splits=("llava_bench",), modalities=(IMAGE_TEXT,), metrics=(),
+    questions=lambda unit, modality: unit.questions, images_of=lambda q: (q["image"],),
+    prompt=lambda q, with_image, fewshot: prompts.qa_prompt(q["question"], True),
+    gold=lambda q: q["reference"],
+    score=lambda text, q, ctx: {"question_id": q["id"], "category": q["category"], "caption": q["caption"],
+                                "parsed": text, "score": {}}))

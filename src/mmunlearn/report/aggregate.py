@@ -21,7 +21,9 @@ from .intervals import DIFFERENCE_COLUMNS, Intervals
 from .items import eval_names, read_item_scores
 from .uncertainty import Bootstrap
 
-METRIC_RANGES = {"factuality": (1.0, 10.0), "answer_nll": (0.0, float("inf"))}  # every other metric: (0, 1)
+# every other metric: (0, 1); LLaVA-Bench's relative score is x100 and may pass 100 (ours better than the reference)
+METRIC_RANGES = {"factuality": (1.0, 10.0), "answer_nll": (0.0, float("inf")),
+                 **{f"relative_score{c}": (0.0, float("inf")) for c in ("", "_conv", "_detail", "_complex")}}
 COLUMNS = ["model", "method", "unlearn_modality", "forget_ratio", "seed", "split", "input_modality", "task",
            "metric", "value", "n", "ci_low", "ci_high"]
 

@@ -4,7 +4,8 @@
   and Test, the absolute score on Retain and Celebrity, for classification / ROUGE-L / cloze, by input
   modality; error bars: the paired 95 % interval of a change, the 95 % interval of a score.
 - Figure 4 (``figure4``): the trade-off: x = drop in forget classification accuracy against vanilla, y = the
-  utility (retain and celebrity accuracy), one point per method x variant x ratio, one panel per utility;
+  utility (retain and celebrity accuracy, MMMU accuracy, LLaVA-Bench relative score: the paper's four panels,
+  those the study evaluates), one point per method x variant x ratio, one panel per utility;
   vanilla and the oracle as reference points; error bars on both axes (README "Uncertainty").
 - Privacy (``figure_privacy``, ours): forget quality (log10 KS p against the oracle) against model utility, the
   open-unlearning plot, and PrivLeak per method x variant, per input modality (README "Privacy and forget
@@ -23,6 +24,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display: CI, compute nodes
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..eval.identity import RATIO_FREE_SPLITS  # noqa: E402
 from ..io import atomic_file, write_text_atomic  # noqa: E402
 from .compare import PRIVLEAK_ATTACK  # noqa: E402
 from .tables import MODALITIES, read_differences, read_summary, row_interval  # noqa: E402
@@ -57,8 +59,8 @@ def _yerr(centre: float, ci: tuple[float, float] | None) -> list[list[float]]:
 
 
 def _vanilla(values: dict, model, ratio, split, modality, task, metric):
-    """Vanilla's score; its celebrity evaluation depends on no ratio."""
-    return values.get((model, "vanilla", "none", "" if split == "celebrity" else ratio, split, modality, task,
+    """Vanilla's score; its celebrity and utility evaluations depend on no ratio."""
+    return values.get((model, "vanilla", "none", "" if split in RATIO_FREE_SPLITS else ratio, split, modality, task,
                        metric))
 
 
@@ -113,8 +115,14 @@ def figure3(rows: list[dict], model: str, ratio: str, method: str, out_stem: Pat
     return _save(fig, out_stem)
 
 
-POINT_FIELDS = ["method", "variant", "forget_ratio", "forget_drop", "retain", "celebrity", "forget_drop_ci_low",
-                "forget_drop_ci_high", "retain_ci_low", "retain_ci_high", "celebrity_ci_low", "celebrity_ci_high"]
+# Figure 4's utility axes, as in the paper: retain and celebrity classification (``None``: the configured
+# classification metric), MMMU accuracy and LLaVA-Bench's relative score; a panel is drawn where the study has it
+UTILITIES = (("retain", "classification", None, "retain {metric} (image+text)"),
+             ("celebrity", "classification", None, "celebrity {metric} (image+text)"),
+             ("mmmu", "mmmu", "accuracy", "MMMU accuracy"),
+             ("llava_bench", "llava_bench", "relative_score", "LLaVA-Bench relative score (x100)"))
+POINT_FIELDS = ["method", "variant", "forget_ratio", "forget_drop", *(u[0] for u in UTILITIES), "forget_drop_ci_low",
+                "forget_drop_ci_high", *(f"{u[0]}_ci_{end}" for u in UTILITIES for end in ("low", "high"))]
 
 
 def tradeoff_points(rows: list[dict], model: str, classification_metric: str = "accuracy",
@@ -127,22 +135,23 @@ def tradeoff_points(rows: list[dict], model: str, classification_metric: str = "
                    if r["model"] == model and r["forget_ratio"] and r["method"] != "base"
                    and (r["unlearn_modality"] in VARIANTS or r["method"] in ("vanilla", "oracle"))})
     for method, variant, ratio in runs:
-        def key(split):
-            return (model, method, variant, "" if method == "vanilla" and split == "celebrity" else ratio, split,
-                    modality, "classification", classification_metric)
+        def key(split, task="classification", metric=classification_metric):
+            return (model, method, variant, "" if method == "vanilla" and split in RATIO_FREE_SPLITS else ratio,
+                    split, modality, task, metric)
         forget, ref = values.get(key("forget")), _vanilla(values, model, ratio, "forget", modality, "classification",
                                                           classification_metric)
         if forget is None or ref is None:
             continue
         change = (0.0, 0.0) if method == "vanilla" else changes_ci.get(key("forget"))
         point = {"method": method, "variant": variant, "forget_ratio": int(ratio),
-                 "forget_drop": round(ref - forget, 6) + 0.0, "retain": values.get(key("retain")),
-                 "celebrity": values.get(key("celebrity")),
+                 "forget_drop": round(ref - forget, 6) + 0.0,
                  "forget_drop_ci_low": -change[1] + 0.0 if change else None,
                  "forget_drop_ci_high": -change[0] + 0.0 if change else None}
-        for utility in ("retain", "celebrity"):
-            ci = scores_ci.get(key(utility))
-            point[f"{utility}_ci_low"], point[f"{utility}_ci_high"] = ci if ci else (None, None)
+        for split, task, metric, _ in UTILITIES:
+            at = key(split, task, metric or classification_metric)
+            ci = scores_ci.get(at)
+            point[split] = values.get(at)
+            point[f"{split}_ci_low"], point[f"{split}_ci_high"] = ci if ci else (None, None)
         points.append(point)
     return points
 
@@ -157,13 +166,18 @@ def figure4(rows: list[dict], model: str, out_stem: Path, classification_metric:
     w.writerows(points)
     points_csv = out_stem.with_name(f"{out_stem.name}_points.csv")
     write_text_atomic(points_csv, buf.getvalue())
-    utilities = ("retain", "celebrity")
-    fig, axes = plt.subplots(1, len(utilities), figsize=(11, 4.5), squeeze=False)
+    # a panel per utility the study evaluates: one with no number (LLaVA-Bench without a judge key) says so
+    present = {(r["split"], r["task"], r["metric"]) for r in rows if r["model"] == model}
+    utilities = [u for u in UTILITIES if (u[0], u[1], u[2] or classification_metric) in present] or \
+        list(UTILITIES[:2])
+    columns = min(len(utilities), 2)
+    rows_of_panels = -(-len(utilities) // columns)
+    fig, axes = plt.subplots(rows_of_panels, columns, figsize=(5.5 * columns, 4.5 * rows_of_panels), squeeze=False)
     methods = sorted({p["method"] for p in points if p["variant"] in VARIANTS})
     markers = "osD^vP*X"
     colours = plt.get_cmap("tab10")
-    for j, utility in enumerate(utilities):
-        ax = axes[0][j]
+    for j, (utility, _, _, label) in enumerate(utilities):
+        ax = axes[j // columns][j % columns]
         labelled = set()
         for p in points:
             if p[utility] is None:
@@ -185,10 +199,15 @@ def figure4(rows: list[dict], model: str, out_stem: Path, classification_metric:
                        label=(p["method"] if reference else f"{p['method']} ({p['variant']})") if first else None,
                        facecolors=colour if p["variant"] != "text" else "none", edgecolors=colour, zorder=3)
             ax.annotate(f"{p['forget_ratio']}%", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        if not any(p[utility] is not None for p in points):
+            ax.text(0.5, 0.5, "not scored\n(no judge key: results/summary.provenance.json)", ha="center",
+                    va="center", transform=ax.transAxes, fontsize=9, color="grey")
         ax.set_xlabel(f"forget {classification_metric.replace('_', ' ')} drop vs vanilla (image+text)")
-        ax.set_ylabel(f"{utility} {classification_metric.replace('_', ' ')} (image+text)")
-        ax.set_title(f"utility: {utility} set")
+        ax.set_ylabel(label.format(metric=classification_metric.replace("_", " ")))
+        ax.set_title(f"utility: {utility.replace('_', '-')}" + (" set" if utility in ("retain", "celebrity") else ""))
         ax.grid(alpha=0.3)
+    for j in range(len(utilities), rows_of_panels * columns):
+        axes[j // columns][j % columns].axis("off")
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(f"Forgetting vs utility ({model}); filled: multimodal, open: text-only unlearning; "
                  "bars: 95 % intervals", fontsize=10)

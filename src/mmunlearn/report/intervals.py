@@ -15,11 +15,12 @@ from collections import defaultdict
 import numpy as np
 
 from ..eval import privacy
-from ..eval.identity import run_identity
+from ..eval.identity import RATIO_FREE_SPLITS, run_identity
 from .items import MIA, ItemScores
 from .uncertainty import Bootstrap, ItemGroup, auc_replicates, group_seed, interval, mean_ci, paired_replicates
 
 REFERENCE = "vanilla"
+RELATIVE_SCORE = "relative_score"  # LLaVA-Bench: a ratio of two means (eval/llava_bench.py)
 DIFFERENCE_COLUMNS = ["model", "comparison", "method", "unlearn_modality", "against", "forget_ratio", "seed",
                       "split", "input_modality", "task", "metric", "value", "ci_low", "ci_high", "n", "excludes_zero"]
 
@@ -48,11 +49,28 @@ class Intervals:
         return v
 
     def cell(self, model, run, split, task, modality, metric, value: float | None) -> tuple[float, float] | None:
-        """The interval of a summary cell, or None when its value is not the mean of the per-item scores."""
+        """The interval of a summary cell, or None when its value is not the mean of the per-item scores (or, for
+        LLaVA-Bench's relative score, the ratio of two such means)."""
+        if metric.startswith(RELATIVE_SCORE):
+            return self.relative_score_cell(model, run, split, task, modality, metric, value)
         v = self.vector(model, run, split, task, modality, metric)
         if v is None or value is None or not np.isclose(np.nanmean(v), value, rtol=1e-6, atol=1e-9):
             return None
         return mean_ci(self.group(model, split, task, modality), v, self.boot.level)
+
+    def relative_score_cell(self, model, run, split, task, modality, metric, value) -> tuple[float, float] | None:
+        """LLaVA-Bench: mean(ours) / mean(reference) x 100 on every replicate (the same draws of images for both
+        means; the reviewer scored both answers to a question in one reply)."""
+        category = metric[len(RELATIVE_SCORE):]
+        ours = self.vector(model, run, split, task, modality, f"reviewer_model{category}")
+        ref = self.vector(model, run, split, task, modality, f"reviewer_reference{category}")
+        if ours is None or ref is None or value is None:
+            return None
+        if not np.isclose(np.nanmean(ours) / np.nanmean(ref) * 100, value, rtol=1e-6):
+            return None
+        group = self.group(model, split, task, modality)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return interval(group.replicates(ours) / group.replicates(ref) * 100, self.boot.level)
 
     def paired(self, model, split, task, modality, metric, run, against):
         """(run - against, replicates, n) on the items both scored, or None."""
@@ -150,8 +168,9 @@ class Intervals:
 
 def _summarised(metric: str) -> bool:
     """Whether summary.csv reports the metric as a mean over items: not the attack scores (their AUCs get
-    intervals, ``comparison_interval``) nor the raw truth ratio (forget quality's input)."""
-    return not metric.startswith(MIA) and metric != "truth_ratio_raw"
+    intervals, ``comparison_interval``), the raw truth ratio (forget quality's input), nor LLaVA-Bench's raw
+    reviewer scores (summary.csv reports their ratio, ``relative_score``)."""
+    return not metric.startswith((MIA, "reviewer_")) and metric != "truth_ratio_raw"
 
 
 def run_name(row: dict) -> str:
@@ -164,7 +183,7 @@ def run_name(row: dict) -> str:
 
 
 def split_name(row: dict) -> str:
-    return row["split"] if row["split"] in ("celebrity", "holdout") else f"{row['split']}_{row['forget_ratio']}"
+    return row["split"] if row["split"] in RATIO_FREE_SPLITS else f"{row['split']}_{row['forget_ratio']}"
 
 
 def _identity(model: str, run: str, split: str, seed: int) -> dict:

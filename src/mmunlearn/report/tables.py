@@ -23,6 +23,11 @@ MEASURES = (("classification", "accuracy", "class. acc"), ("classification", "ac
             ("generation", "rougeL", "ROUGE-L"), ("generation", "factuality", "factuality"),
             ("cloze", "accuracy", "cloze acc"))
 REFERENCE_RUNS = ("vanilla", "oracle")
+# the utility benchmarks' columns (split, task, metric, label), image+text only: the paper's Figure 4 measures
+UTILITY_MEASURES = (("mmmu", "mmmu", "accuracy", "MMMU acc"), ("mmmu", "mmmu", "accuracy_loglik", "MMMU acc (loglik)"),
+                    ("llava_bench", "llava_bench", "relative_score", "LLaVA-Bench"),
+                    *(("llava_bench", "llava_bench", f"relative_score_{c}", f"LLaVA-Bench {c}")
+                      for c in ("conv", "detail", "complex")))
 
 
 def read_summary(path: str | Path) -> list[dict]:
@@ -69,10 +74,18 @@ def column(split: str, task: str, metric: str, modality: str) -> str:
     return f"{split}/{task}.{metric}/{modality}"
 
 
+def table_specs(rows: list[dict]) -> list[tuple[str, str, str, str]]:
+    """(split, task, metric, input modality) of every column: each set x measure x modality, then the utility
+    benchmarks' measures the summary holds."""
+    present = {(r["split"], r["task"], r["metric"]) for r in rows}
+    return [(s, task, metric, m) for s in SETS for task, metric, _ in MEASURES for m in MODALITIES] + \
+        [(s, task, metric, "image_text") for s, task, metric, _ in UTILITY_MEASURES if (s, task, metric) in present]
+
+
 def table_cells(rows: list[dict], model: str, ratio: str,
                 differences: dict | None = None) -> tuple[list[str], list[str], dict]:
-    """(run labels, column keys, {(run, column): Cell}) for one model and ratio. The celebrity set of vanilla
-    depends on no ratio: its row is shared by every ratio's table."""
+    """(run labels, column keys, {(run, column): Cell}) for one model and ratio. The celebrity set and the utility
+    benchmarks of vanilla depend on no ratio: their rows are shared by every ratio's table."""
     index = {}
     for r in rows:
         if r["model"] != model or r["forget_ratio"] not in (ratio, ""):
@@ -80,25 +93,24 @@ def table_cells(rows: list[dict], model: str, ratio: str,
         index[(run_label(r), r["split"], r["input_modality"], r["task"], r["metric"])] = r
     runs = [run for run in REFERENCE_RUNS if any(k[0] == run for k in index)]
     runs += sorted({k[0] for k in index} - set(runs) - {"base"})
-    columns = [column(s, task, metric, m) for s in SETS for task, metric, _ in MEASURES for m in MODALITIES]
+    specs = table_specs(rows)
+    columns = [column(*spec) for spec in specs]
     cells = {}
     for run in runs:
-        for s in SETS:
-            for task, metric, _ in MEASURES:
-                for m in MODALITIES:
-                    row = index.get((run, s, m, task, metric))
-                    value, ref = _value(row), _value(index.get(("vanilla", s, m, task, metric)))
-                    delta = value - ref if run != "vanilla" and value is not None and ref is not None else None
-                    diff = (differences or {}).get(("vs_vanilla", model, run, ratio, s, m, task, metric))
-                    cells[(run, column(s, task, metric, m))] = Cell(value, delta, row_interval(row),
-                                                                    row_interval(diff) if delta is not None else None)
+        for s, task, metric, m in specs:
+            row = index.get((run, s, m, task, metric))
+            value, ref = _value(row), _value(index.get(("vanilla", s, m, task, metric)))
+            delta = value - ref if run != "vanilla" and value is not None and ref is not None else None
+            diff = (differences or {}).get(("vs_vanilla", model, run, ratio, s, m, task, metric))
+            cells[(run, column(s, task, metric, m))] = Cell(value, delta, row_interval(row),
+                                                            row_interval(diff) if delta is not None else None)
     return runs, columns, cells
 
 
 def _fmt(cell: Cell, metric_label: str) -> str:
     if cell.value is None:
-        return "n/s" if metric_label == "factuality" else "–"
-    digits = 1 if metric_label == "factuality" else 2
+        return "n/s" if metric_label == "factuality" or metric_label.startswith("LLaVA") else "–"
+    digits = 1 if metric_label == "factuality" or metric_label.startswith("LLaVA") else 2
     text = f"{cell.value:.{digits}f}"
     if cell.ci:
         text += f" [{cell.ci[0]:.{digits}f}, {cell.ci[1]:.{digits}f}]"
@@ -144,6 +156,15 @@ def write_tables(summary: str | Path, out_dir: str | Path, differences: str | Pa
                     row = [_fmt(cells[(run, column(s, task, metric, m))], label) for task, metric, label in MEASURES
                            for m in MODALITIES]
                     md.append(f"| {run} | " + " | ".join(row) + " |")
+                md.append("")
+            utility = [(s, task, metric, label) for s, task, metric, label in UTILITY_MEASURES
+                       if column(s, task, metric, "image_text") in columns]
+            if utility:
+                md += ["### utility (image+text; README \"Model utility: MMMU and LLaVA-Bench\")", "",
+                       "| run | " + " | ".join(label for *_, label in utility) + " |",
+                       "|---" * (len(utility) + 1) + "|"]
+                md += [f"| {run} | " + " | ".join(_fmt(cells[(run, column(s, task, metric, "image_text"))], label)
+                                                  for s, task, metric, label in utility) + " |" for run in runs]
                 md.append("")
             write_text_atomic(stem.with_suffix(".md"), "\n".join(md))
             written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
