@@ -15,7 +15,7 @@ sys.path.insert(0, str(REPO / "src"))  # once: the registries below are the pack
 
 from mmunlearn.cluster import (PlannedJob, format_estimate, gpu_hour_estimate, hub_environment, rule_resources,
                                scheduler_resources)
-from mmunlearn.eval.identity import RATIO_FREE_SPLITS, UTILITY_SPLITS
+from mmunlearn.eval.identity import RATIO_FREE_SPLITS, UTILITY_SPLITS, split_parts
 from mmunlearn.eval.tasks import TASKS
 from mmunlearn.slurm_states import install as normalise_slurm_states
 from mmunlearn.train.losses import LOSSES, get_loss
@@ -235,21 +235,36 @@ def run_eval_outputs():
     return out
 
 
+def ratio_free_splits():
+    """The study's splits that depend on no forget ratio: base and vanilla evaluate them in one job."""
+    return [s for s in study_splits() if s in RATIO_FREE_SPLITS]
+
+
+def ratio_free_eval_outputs():
+    """The outputs of `evaluate_ratio_free` (base, vanilla): metrics and samples of each ratio-free split."""
+    out = {}
+    for s in ratio_free_splits():
+        out[s] = f"results/eval/{{model}}/{{run}}/{s}.json"
+        out[f"{s}_samples"] = f"results/eval/{{model}}/{{run}}/{s}.samples.jsonl"
+    return out
+
+
 def eval_run(wildcards):
-    """The model run an evaluation job scores: ``run`` (evaluate_split) or ``{stem}_{ratio}`` (evaluate)."""
+    """The model run an evaluation job scores: ``run`` (evaluate_split, evaluate_ratio_free) or
+    ``{stem}_{ratio}`` (evaluate)."""
     return wildcards.run if "run" in wildcards.keys() else f"{wildcards.stem}_{wildcards.ratio}"
 
 
 def eval_inputs(wildcards):
     run = eval_run(wildcards)
-    split = wildcards.get("split", "")
+    split = wildcards.get("split", "")  # evaluate_split only
     if run in ("base", "vanilla"):
-        # celebrity for base/vanilla uses the first ratio's split file only for its seeded few-shot choice
-        ratio = split.rsplit("_", 1)[1] if split not in RATIO_FREE_SPLITS else str(STUDY["forget_ratios"][0])
+        # the ratio-free splits of base/vanilla use the first ratio's split file only for its seeded few-shot choice
+        ratio = split_parts(split)[1] or str(STUDY["forget_ratios"][0])
     else:
         ratio = run.rsplit("_", 1)[1]
     inputs = {"data": DATA_ROOT, "validated": VALIDATED, "split": f"data/splits/forget_{ratio}.json", "base": base_input(wildcards)}
-    inputs.update({name: f"{UTILITY_ROOT}/{name}" for name in UTILITY if split in ("", name)})
+    inputs.update({name: f"{UTILITY_ROOT}/{name}" for name in UTILITY if not split})
     if run != "base":
         inputs["run"] = f"results/models/{wildcards.model}/{run}"
     return inputs
@@ -269,9 +284,13 @@ def planned_jobs():
             jobs += [PlannedJob("unlearn", method, config["methods"][method]["processes"],
                                 done(f"{root}/{method}_{modality}_{r}"))
                      for method in STUDY["methods"] for modality in STUDY["unlearn_modalities"]]
-        # base and vanilla: a job per split; every other run: one job for all its splits (rules/eval.smk)
+        # base and vanilla: a job per ratio split and one for the rest; every other run: one job for all its
+        # splits (rules/eval.smk)
         jobs += [PlannedJob("evaluate", done=done(f"results/eval/{m}/{run}/{split}.json"))
-                 for run in ("base", "vanilla") for split in eval_splits(run)]
+                 for run in ("base", "vanilla") for split in eval_splits(run) if split not in RATIO_FREE_SPLITS]
+        jobs += [PlannedJob("evaluate", units=len(ratio_free_splits()),
+                            done=all(done(f"results/eval/{m}/{run}/{split}.json") for split in ratio_free_splits()))
+                 for run in ("base", "vanilla") if ratio_free_splits()]
         jobs += [PlannedJob("evaluate", units=len(STUDY["splits"]) + len(UTILITY),
                             done=all(done(f"results/eval/{m}/{run}/{split}.json") for split in eval_splits(run)))
                  for run in run_names() if run not in ("base", "vanilla")]

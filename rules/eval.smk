@@ -1,8 +1,9 @@
 # Evaluation. A run with a forget ratio (the oracle, each unlearned model) is evaluated on all its splits in one
 # job, `evaluate`: its model is loaded once, and a job's start and model load cost more than a demo split's
 # evaluation (README "Demo time"). base and vanilla, whose forget/test/retain splits exist once per ratio, get a
-# job per split, `evaluate_split`. Both write the same files per split and take resources.evaluate, whose runtime
-# is per split (a job of k splits asks k times it).
+# job per such split, `evaluate_split`, and one job for everything that depends on no ratio (celebrities, the
+# holdout, MMMU, LLaVA-Bench), `evaluate_ratio_free`. All write the same files per split and take
+# resources.evaluate, whose runtime is per split (a job of k splits asks k times it).
 
 rule evaluate:
     input:
@@ -34,10 +35,22 @@ use rule evaluate as evaluate_split with:
         samples="results/eval/{model}/{run}/{split}.samples.jsonl",
     wildcard_constraints:
         run="base|vanilla",
+        split=r"(forget|test|retain)_\d+",
     resources:
         **job_resources("evaluate"),
     log:
         "logs/evaluate/{model}/{run}/{split}.log",
+
+
+use rule evaluate as evaluate_ratio_free with:
+    output:
+        **ratio_free_eval_outputs(),
+    wildcard_constraints:
+        run="base|vanilla",
+    resources:
+        **job_resources("evaluate", units=len(ratio_free_splits())),
+    log:
+        "logs/evaluate/{model}/{run}/ratio_free.log",
 
 
 # The factuality judge reads the generation samples and calls an OpenAI-compatible endpoint: it needs the

@@ -126,3 +126,33 @@ def test_llava_bench_without_a_key_is_not_scored(answers, tmp_path, monkeypatch)
     assert records == [] and status.startswith("not scored: no API key")
     assert all(r["value"] is None and r["n"] == 0 for r in rows)
     assert json.dumps(rows)  # the rows are written as they are
+
+
+def _reviews(ours: list[float]) -> list[dict]:
+    """Review records of 12 questions on 4 images (3 each): the reference scored 8, ours as given."""
+    return [{"prompt_id": f"{k // 3}/image_text/{k % 3}", "profile_id": str(k // 3), "task": "llava_bench",
+             "input_modality": "image_text", "score": {"reviewer_reference": 8.0, "reviewer_model": x}}
+            for k, x in enumerate(ours)]
+
+
+def test_llava_bench_relative_score_intervals_are_over_images_and_paired():
+    """The relative score's interval resamples images (the ratio recomputed per replicate), and a run's change
+    against vanilla is the difference of the two ratios on the same draws."""
+    from mmunlearn.report.intervals import Intervals
+    from mmunlearn.report.items import item_scores
+    from mmunlearn.report.uncertainty import Bootstrap
+
+    vanilla = [6.0] * 12
+    ga = [2.0, 2.0, 2.0] + [5.0] * 9  # image 0 answered badly
+    scores = item_scores({("m", "vanilla", "llava_bench"): _reviews(vanilla),
+                          ("m", "ga_multimodal_5", "llava_bench"): _reviews(ga)})
+    iv = Intervals(scores, Bootstrap(samples=2000, seed=0))
+    value = sum(ga) / 12 / 8 * 100
+    low, high = iv.cell("m", "ga_multimodal_5", "llava_bench", "llava_bench", "image_text", "relative_score", value)
+    assert low < value < high and low >= 2 / 8 * 100 and high <= 5 / 8 * 100  # within what images can give
+    assert iv.cell("m", "vanilla", "llava_bench", "llava_bench", "image_text", "relative_score", 75.0) == (75.0, 75.0)
+    row = next(r for r in iv.difference_rows(0) if r["metric"] == "relative_score")
+    assert row["comparison"] == "vs_vanilla" and row["value"] == pytest.approx(value - 75.0)
+    assert row["ci_low"] == pytest.approx(low - 75.0) and row["ci_high"] == pytest.approx(high - 75.0)
+    assert row["excludes_zero"] and row["n"] == 12
+    assert not any(r["metric"].startswith("reviewer_") for r in iv.difference_rows(0))

@@ -65,8 +65,8 @@ def test_a_hyperparameter_change_reruns_only_that_method(versions):
     splits each) and 8 judgements,
     and the aggregation with its tables and figures, nothing else."""
     assert job_counts(versions["first"])["unlearn"] == 4
-    assert job_counts(versions["second"]) == {"unlearn": 2, "evaluate": 2, "judge": 8, "aggregate": 1, "tables": 1,
-                                              "figures": 1, "all": 1, "total": 16}
+    assert job_counts(versions["second"]) == {"unlearn": 2, "evaluate": 2, "judge": 8, "review_llava_bench": 2,
+                                              "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 18}
     v1 = run(versions["project"], "git", "show", "v1:dvc.lock")
     v2 = (versions["project"] / "dvc.lock").read_text()
     assert v1 != v2 and "results/summary.csv" in v2
@@ -95,22 +95,24 @@ def test_checkout_of_an_older_version_reproduces_its_summary_without_training(ve
 @pytest.mark.parametrize("change, expected", [
     # a method's hyper-parameter: its 2 unlearning runs (multimodal, text) and everything downstream of them
     (("config/demo.yaml", "npo: {lr: 1.0e-4", "npo: {lr: 2.0e-4"),
-     {"unlearn": 2, "evaluate": 2, "judge": 8, "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 16}),
+     {"unlearn": 2, "evaluate": 2, "judge": 8, "review_llava_bench": 2, "aggregate": 1, "tables": 1, "figures": 1,
+      "all": 1, "total": 18}),
     # a workflow script: that rule's jobs only
     (("workflow_scripts/figures.py", "\n", "\n# an edit\n"), {"figures": 1, "all": 1, "total": 2}),
-    # package code a rule uses (decoding): every evaluation (5 runs with a ratio, base and vanilla's 4 splits
-    # and the holdout each) and what reads it, no training
+    # package code a rule uses (decoding): every evaluation (5 runs with a ratio; base and vanilla's 3 ratio
+    # splits and their ratio-free job each) and what reads it, no training
     (("src/mmunlearn/eval/decode.py", "\n", "\n# an edit\n"),
-     {"evaluate": 5, "evaluate_split": 10, "judge": 28, "aggregate": 1, "tables": 1, "figures": 1, "all": 1,
-      "total": 47}),
+     {"evaluate": 5, "evaluate_split": 6, "evaluate_ratio_free": 2, "judge": 28, "review_llava_bench": 7,
+      "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 52}),
     # a new method: only its jobs (+ the aggregation that now reads them)
     (("config/demo.yaml", "methods: [ga, npo]", "methods: [ga, npo, grad_diff]"),
-     {"unlearn": 2, "evaluate": 2, "judge": 8, "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 16}),
+     {"unlearn": 2, "evaluate": 2, "judge": 8, "review_llava_bench": 2, "aggregate": 1, "tables": 1, "figures": 1,
+      "all": 1, "total": 18}),
     # a new forget ratio: its split, oracle, 4 unlearning runs, their 5 evaluation jobs (20 splits) and
     # base/vanilla's 6 new splits
     (("config/demo.yaml", "forget_ratios: [10]\n  methods", "forget_ratios: [10, 20]\n  methods"),
      {"make_split": 1, "finetune_oracle": 1, "unlearn": 4, "evaluate": 5, "evaluate_split": 6, "judge": 26,
-      "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 47}),
+      "review_llava_bench": 5, "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 52}),
 ])
 def test_an_edit_in_the_fresh_clone_reruns_what_it_touches(versions, change, expected):
     clone = versions["clone"]

@@ -58,28 +58,45 @@ class Intervals:
             return None
         return mean_ci(self.group(model, split, task, modality), v, self.boot.level)
 
-    def relative_score_cell(self, model, run, split, task, modality, metric, value) -> tuple[float, float] | None:
-        """LLaVA-Bench: mean(ours) / mean(reference) x 100 on every replicate (the same draws of images for both
-        means; the reviewer scored both answers to a question in one reply)."""
+    def relative_score(self, model, run, split, task, modality, metric):
+        """LLaVA-Bench's mean(ours) / mean(reference) x 100, its replicates (both means on the same draws of images;
+        the reviewer scored both answers to a question in one reply) and n, or None."""
         category = metric[len(RELATIVE_SCORE):]
         ours = self.vector(model, run, split, task, modality, f"reviewer_model{category}")
         ref = self.vector(model, run, split, task, modality, f"reviewer_reference{category}")
-        if ours is None or ref is None or value is None:
-            return None
-        if not np.isclose(np.nanmean(ours) / np.nanmean(ref) * 100, value, rtol=1e-6):
+        if ours is None or ref is None:
             return None
         group = self.group(model, split, task, modality)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return interval(group.replicates(ours) / group.replicates(ref) * 100, self.boot.level)
+            reps = group.replicates(ours) / group.replicates(ref) * 100
+        return float(np.nanmean(ours) / np.nanmean(ref) * 100), reps, int((~np.isnan(ours)).sum())
+
+    def relative_score_cell(self, model, run, split, task, modality, metric, value) -> tuple[float, float] | None:
+        got = self.relative_score(model, run, split, task, modality, metric)
+        if got is None or value is None or not np.isclose(got[0], value, rtol=1e-6):
+            return None
+        return interval(got[1], self.boot.level)
 
     def paired(self, model, split, task, modality, metric, run, against):
-        """(run - against, replicates, n) on the items both scored, or None."""
+        """(run - against, replicates, n) on the items both scored, or None. LLaVA-Bench's relative scores: the
+        difference of the two ratios on the same draws of images."""
+        if metric.startswith(RELATIVE_SCORE):
+            a = self.relative_score(model, run, split, task, modality, metric)
+            b = self.relative_score(model, against, split, task, modality, metric)
+            return (a[0] - b[0], a[1] - b[1], min(a[2], b[2])) if a and b else None
         a = self.vector(model, run, split, task, modality, metric)
         b = self.vector(model, against, split, task, modality, metric)
         if a is None or b is None:
             return None
         diff, reps, n = paired_replicates(self.group(model, split, task, modality), a, b)
         return (diff, reps, n) if n else None
+
+    def compared_cells(self, model, run, split) -> list[tuple[str, str, str]]:
+        """(task, modality, metric) of the cells summary.csv reports as means (or, for LLaVA-Bench, ratios)."""
+        cells = self.scores.cells(model, run, split)
+        return [c for c in cells if _summarised(c[2])] + \
+            [(t, m, RELATIVE_SCORE + metric[len("reviewer_model"):]) for t, m, metric in cells
+             if metric.startswith("reviewer_model")]
 
     def _row(self, model, comparison, run, against, split, task, modality, metric, diff, reps, n, seed) -> dict:
         low, high = interval(reps, self.boot.level) or (None, None)
@@ -100,9 +117,7 @@ class Intervals:
             for m, run, split in sorted(self.scores.evaluations):
                 if m != model:
                     continue
-                for task, modality, metric in self.scores.cells(model, run, split):
-                    if not _summarised(metric):
-                        continue
+                for task, modality, metric in self.compared_cells(model, run, split):
                     if run != REFERENCE and (got := self.paired(model, split, task, modality, metric, run, REFERENCE)):
                         rows.append(self._row(model, "vs_vanilla", run, REFERENCE, split, task, modality, metric,
                                               *got, seed))
