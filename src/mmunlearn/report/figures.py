@@ -204,8 +204,9 @@ def figure4(rows: list[dict], model: str, out_stem: Path, classification_metric:
                     va="center", transform=ax.transAxes, fontsize=9, color="grey")
         ax.set_xlabel(f"forget {classification_metric.replace('_', ' ')} drop vs vanilla (image+text)")
         ax.set_ylabel(label.format(metric=classification_metric.replace("_", " ")))
-        ax.set_title(f"utility: {utility.replace('_', '-')}" + (" set" if utility in ("retain", "celebrity") else ""))
+        ax.set_title("utility: " + {"mmmu": "MMMU", "llava_bench": "LLaVA-Bench"}.get(utility, f"{utility} set"))
         ax.grid(alpha=0.3)
+    fig.subplots_adjust(hspace=0.35)  # a second row's titles clear the first row's axis labels
     for j in range(len(utilities), rows_of_panels * columns):
         axes[j // columns][j % columns].axis("off")
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
