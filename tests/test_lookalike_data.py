@@ -4,6 +4,7 @@ forms, unicode names, titles, grayscale / palette / odd-size images, PNG and JPE
 `ID`), through validation, and through prepare (a loopback Hub) -> validate -> the reduced DAG with both
 unlearning variants. A defect in any folder stops the run on the submitting node, naming file, row, ID and
 field, before any training job."""
+import hashlib
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ from conftest import copy_workflow, job_counts
 from hub_server import HubServer, repo_from_folder
 from lookalike import inject_defect, write_lookalike
 from mmunlearn.data.schema import DataError
+from mmunlearn.data.utility import prepare as prepare_utility
 from mmunlearn.data.validate import validate
 
 BENCH_COMMIT, BASELINE_COMMIT = "a" * 40, "b" * 40
@@ -61,9 +63,16 @@ def test_a_defect_in_any_folder_is_one_error_naming_file_row_id_and_field(tmp_pa
 
 
 def _serve(root):
-    return HubServer({"MLLMMU/MLLMU-Bench": repo_from_folder(root / "MLLMU-Bench", "dataset", BENCH_COMMIT),
-                      "MLLMMU/baseline_train_split": repo_from_folder(root / "baseline_train_split", "model",
-                                                                      BASELINE_COMMIT)})
+    """The loopback Hub with MLLMU-Bench, its baseline split, and MMMU and LLaVA-Bench (their twins' files, at the
+    repository ids config.yaml names, unpinned there: resolved, recorded and warned about)."""
+    repos = {"MLLMMU/MLLMU-Bench": repo_from_folder(root / "MLLMU-Bench", "dataset", BENCH_COMMIT),
+             "MLLMMU/baseline_train_split": repo_from_folder(root / "baseline_train_split", "model", BASELINE_COMMIT)}
+    for name, repo_id in (("mmmu", "MMMU/MMMU"), ("llava_bench", "lmms-lab/llava-bench-in-the-wild")):
+        if not (root / "utility" / name).is_dir():
+            prepare_utility(name, {}, "synthetic", root / "utility" / name)
+        repos[repo_id] = repo_from_folder(root / "utility" / name / "files", "dataset",
+                                          hashlib.sha1(repo_id.encode()).hexdigest())
+    return HubServer(repos)
 
 
 LOOKALIKE_CONFIG = f"""
@@ -109,6 +118,9 @@ def test_the_reduced_study_runs_on_lookalike_data(tmp_path, lookalike_workdir):
         for variant in ("multimodal", "text"):
             assert (lookalike_workdir / f"results/models/tiny-llava/ga_{variant}_10/adapter").is_dir()
         assert "Data load report" in (lookalike_workdir / "results/data/load_report.html").read_text()
+        # MMMU and LLaVA-Bench came from the Hub too, through the same download code, at the resolved commit
+        mmmu = json.loads((lookalike_workdir / "data/test_utility/mmmu/manifest.json").read_text())["sources"]
+        assert mmmu["mmmu"]["commit"] == hashlib.sha1(b"MMMU/MMMU").hexdigest() and mmmu["mmmu"]["files"] == 30
         dry = _snakemake(lookalike_workdir, server, "-n", "results/summary.csv")
         assert job_counts(dry.stdout + dry.stderr) == {}
 
