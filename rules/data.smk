@@ -24,8 +24,6 @@ rule prepare_data:
         "../workflow_scripts/prepare_data.py"
 
 
-# Everything the study reads, validated on the submitting node before any training job (every consumer takes
-# its facts file as input): a bad file stops the run here, naming file, row, ID and field.
 # MMMU and LLaVA-Bench (study.utility), each in its own folder with its own manifest: only the split the tasks
 # read, at utility.<name>.revision (or their synthetic twins when data.source is synthetic).
 rule prepare_utility:
@@ -45,6 +43,8 @@ rule prepare_utility:
         "../workflow_scripts/prepare_utility.py"
 
 
+# Everything the study reads, validated on the submitting node before any training job (every consumer takes
+# its facts file as input): a bad file stops the run here, naming file, row, ID and field.
 rule validate_data:
     input:
         data=DATA_ROOT,
