@@ -86,6 +86,7 @@ class Prepared:
     images: list[tuple[bytes, ...]]
     prefix: str = ""  # the few-shot block every prompt starts with
     prefix_images: tuple[bytes, ...] = ()
+    encoded: list | None = None  # the prompts tokenised, once the context check has done it
 
 
 def prepare(task: Task, profiles: list[Profile], modality: str, ctx: EvalContext) -> Prepared:
@@ -120,8 +121,9 @@ def drop_too_long(prep: Prepared, task: Task, ctx: EvalContext) -> list[dict]:
     that say why, and counted in the metrics (``not_scored``), never scored as wrong or silently dropped."""
     limit = context_length(ctx.vlm)
     keep, dropped = [], []
-    for k, (prompt, images) in enumerate(zip(prep.prompts, prep.images)):
-        n = len(ctx.vlm.encode(prompt, images=images).input_ids)
+    prep.encoded = [ctx.vlm.encode(p, images=imgs) for p, imgs in zip(prep.prompts, prep.images)]
+    for k, item in enumerate(prep.encoded):
+        n = len(item.input_ids)
         if n + ctx.max_new_tokens > limit:
             dropped.append({**prep.records[k], "score": {},
                             "not_scored": f"{n} prompt tokens + {ctx.max_new_tokens} new > context {limit}"})
@@ -130,7 +132,7 @@ def drop_too_long(prep: Prepared, task: Task, ctx: EvalContext) -> list[dict]:
     if dropped:
         log.warning("%s/%s: %d prompts exceed the context of %d tokens and are not scored: %s", ctx.split,
                     task.name, len(dropped), limit, ", ".join(r["prompt_id"] for r in dropped[:5]))
-        for name in ("records", "questions", "prompts", "images"):
+        for name in ("records", "questions", "prompts", "images", "encoded"):
             setattr(prep, name, [getattr(prep, name)[k] for k in keep])
     return dropped
 
@@ -155,7 +157,7 @@ def run_task(task: Task, profiles: list[Profile], modality: str, ctx: EvalContex
             rec["score"] = {}
         task.extra(prep.records, [(q, imgs) for q, imgs in zip(prep.questions, prep.images)], ctx)
         return prep.records
-    items = [ctx.vlm.encode(p, images=imgs) for p, imgs in zip(prep.prompts, prep.images)]
+    items = prep.encoded or [ctx.vlm.encode(p, images=imgs) for p, imgs in zip(prep.prompts, prep.images)]
     check_context(ctx.vlm, items, ctx.max_new_tokens, f"{ctx.split}/{task.name}/{modality}",
                   [r["prompt_id"] for r in prep.records])
     prefix = None
