@@ -194,6 +194,19 @@ class Judge:
         write_json_atomic(path, {"model": body["model"], "content": content, "json_mode": json_mode})
         return content
 
+    def unanswerable(self, bodies: list[dict], what: str) -> str | None:
+        """Why ``bodies`` cannot be answered (no key, and some replies not in the cache: the cache alone answers
+        without a key), or None when they can; logged either way, under ``what``."""
+        uncached = sum(not self.cache_path(b).is_file() for b in bodies)
+        if uncached and self.api_key() is None:
+            status = (f"not scored: no API key in ${self.cfg.api_key_env} "
+                      f"({uncached} of {len(bodies)} replies not cached)")
+            log.warning("%s %s", what, status)
+            return status
+        log.info("%s: judge %s at %s: %d requests, %d from the cache%s", what, self.cfg.model, self.cfg.base_url,
+                 len(bodies), len(bodies) - uncached, "" if uncached else " (nothing to send)")
+        return None
+
     def complete_all(self, bodies: list[dict], keep_going: bool = False) -> list[str | None]:
         """Every reply, concurrently. ``keep_going``: a request that still fails after its retries gives None
         (logged, not cached, so a forced rerun asks it again) instead of failing the job."""
@@ -228,13 +241,9 @@ def factuality(samples: list[dict], cfg: JudgeConfig) -> tuple[list[dict], list[
     gen = [s for s in samples if s.get("task") == "generation"]
     judge = Judge(cfg)
     bodies = [judge.request(judge_prompt(r)) for r in gen]
-    uncached = sum(not judge.cache_path(b).is_file() for b in bodies)
-    if uncached and judge.api_key() is None:  # without a key the cache alone answers, and it cannot
-        status = f"not scored: no API key in ${cfg.api_key_env} ({uncached} of {len(gen)} replies not cached)"
-        log.warning("factuality %s", status)
+    status = judge.unanswerable(bodies, "factuality")
+    if status:
         return [], _rows(gen, [None] * len(gen)), status
-    log.info("judge %s at %s: %d items, %d from the cache%s", cfg.model, cfg.base_url, len(gen), len(gen) - uncached,
-             "" if uncached else " (nothing to send)")
     judged = []
     for r, reply in zip(gen, judge.complete_all(bodies)):
         score, why = parse_score(reply, cfg.score_parser)

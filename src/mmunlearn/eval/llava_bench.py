@@ -32,6 +32,14 @@ from .judge import Judge, JudgeConfig
 log = logging.getLogger(__name__)
 
 CATEGORIES = ("conv", "detail", "complex")
+
+
+def metric_name(category: str = "all") -> str:
+    """summary.csv's metric for a category's relative score ("all": the overall one)."""
+    return "relative_score" if category == "all" else f"relative_score_{category}"
+
+
+METRICS = tuple(metric_name(c) for c in ("all", *CATEGORIES))
 SYSTEM_PROMPT = "You are a careful reviewer who rates how good an answer is."
 
 _SCALE = ("Give each assistant one overall score from 1 (useless or wrong) to 10 (fully correct, relevant and "
@@ -142,7 +150,7 @@ def _rows(reviews: list[tuple[str, tuple[float, float] | None]], modality: str) 
     rows = []
     for name, r in relative_scores(reviews).items():
         rows.append({"input_modality": modality, "task": "llava_bench",
-                     "metric": "relative_score" if name == "all" else f"relative_score_{name}", "value": r["score"],
+                     "metric": metric_name(name), "value": r["score"],
                      "n": r["n"], "unscored": r["unscored"]})
     return rows
 
@@ -156,10 +164,8 @@ def review(samples: list[dict], cfg: JudgeConfig, rules: dict) -> tuple[list[dic
     judge = Judge(cfg)
     bodies = [judge.request(review_prompt(s["caption"], s["question"], s["gold"], s["parsed"], s["category"],
                                           rules), system=SYSTEM_PROMPT) for s in answers]
-    uncached = sum(not judge.cache_path(b).is_file() for b in bodies)
-    if uncached and judge.api_key() is None:
-        status = f"not scored: no API key in ${cfg.api_key_env} ({uncached} of {len(answers)} replies not cached)"
-        log.warning("LLaVA-Bench %s", status)
+    status = judge.unanswerable(bodies, "LLaVA-Bench review")
+    if status:
         return [], _rows([(s["category"], None) for s in answers], modality), status
     records = []
     # a reply that fails after its retries is not scored and counted, like one that cannot be parsed

@@ -15,6 +15,7 @@ import io
 import json
 from pathlib import Path
 
+from ..eval import llava_bench
 from ..io import git_commit, write_json_atomic, write_text_atomic
 from .compare import comparison_rows
 from .intervals import DIFFERENCE_COLUMNS, Intervals
@@ -23,7 +24,7 @@ from .uncertainty import Bootstrap
 
 # every other metric: (0, 1); LLaVA-Bench's relative score is x100 and may pass 100 (ours better than the reference)
 METRIC_RANGES = {"factuality": (1.0, 10.0), "answer_nll": (0.0, float("inf")),
-                 **{f"relative_score{c}": (0.0, float("inf")) for c in ("", "_conv", "_detail", "_complex")}}
+                 **{m: (0.0, float("inf")) for m in llava_bench.METRICS}}
 COLUMNS = ["model", "method", "unlearn_modality", "forget_ratio", "seed", "split", "input_modality", "task",
            "metric", "value", "n", "ci_low", "ci_high"]
 

@@ -13,6 +13,7 @@ import io
 from pathlib import Path
 from typing import NamedTuple
 
+from ..eval import llava_bench
 from ..io import write_text_atomic
 from .compare import PRIVLEAK_ATTACK
 
@@ -25,9 +26,9 @@ MEASURES = (("classification", "accuracy", "class. acc"), ("classification", "ac
 REFERENCE_RUNS = ("vanilla", "oracle")
 # the utility benchmarks' columns (split, task, metric, label), image+text only: the paper's Figure 4 measures
 UTILITY_MEASURES = (("mmmu", "mmmu", "accuracy", "MMMU acc"), ("mmmu", "mmmu", "accuracy_loglik", "MMMU acc (loglik)"),
-                    ("llava_bench", "llava_bench", "relative_score", "LLaVA-Bench"),
-                    *(("llava_bench", "llava_bench", f"relative_score_{c}", f"LLaVA-Bench {c}")
-                      for c in ("conv", "detail", "complex")))
+                    ("llava_bench", "llava_bench", llava_bench.metric_name(), "LLaVA-Bench"),
+                    *(("llava_bench", "llava_bench", llava_bench.metric_name(c), f"LLaVA-Bench {c}")
+                      for c in llava_bench.CATEGORIES))
 
 
 def read_summary(path: str | Path) -> list[dict]:
