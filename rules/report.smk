@@ -53,6 +53,7 @@ rule figures:
     input:
         summary="results/summary.csv",
         differences="results/differences.csv",  # the error bars of the changes against vanilla
+        provenance="results/summary.provenance.json",  # why an empty panel has no numbers
     output:
         report(directory("results/figures"), patterns=["{name}.png"], caption="../report/figures.rst",
                category="Figures"),

@@ -1,6 +1,7 @@
 """The paper's tables and figures from a hand-made summary.csv: exact cells and deltas, not-scored and missing
 cells marked, the trade-off points, and figures rendered without a display."""
 import csv
+import json
 
 import pytest
 
@@ -168,11 +169,18 @@ def test_figure4_has_the_papers_four_panels_with_the_utility_benchmarks(summary,
         w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
+    # the reason comes from the provenance: the first unscored LLaVA-Bench file of this model
+    provenance = tmp_path / "summary.provenance.json"
+    provenance.write_text(json.dumps({"not_scored": {
+        "results/eval/other/vanilla/llava_bench.review.json": "not scored: another model's reason",
+        "results/eval/m/vanilla/forget_5.factuality.json": "not scored: a factuality reason",
+        "results/eval/m/vanilla/llava_bench.review.json": "not scored: no API key in $JUDGE_KEY (12 of 12)"}}))
     drawn.clear()
     plt.subplots = spy
     try:
-        write_figures(summary, tmp_path / "figures")
+        write_figures(summary, tmp_path / "figures", provenance=provenance)
     finally:
         plt.subplots = real_subplots
     last = next(a for a in drawn if a.size == 4).flat[3]
-    assert not last.collections and "not scored" in last.texts[0].get_text()
+    text = last.texts[0].get_text()
+    assert not last.collections and text.startswith("not scored\n") and "$JUDGE_KEY" in text.replace("\n", " ")

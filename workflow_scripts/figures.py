@@ -8,5 +8,6 @@ from mmunlearn.workflow import setup
 smk = snakemake  # noqa: F821
 log = setup(smk)
 Path(smk.output[0]).mkdir(parents=True, exist_ok=True)
-for path in write_figures(smk.input.summary, smk.output[0], smk.params.classification_metric, smk.input.differences):
+for path in write_figures(smk.input.summary, smk.output[0], smk.params.classification_metric, smk.input.differences,
+                            smk.input.provenance):
     log.info("wrote %s", path)

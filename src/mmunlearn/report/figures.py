@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -156,9 +158,21 @@ def tradeoff_points(rows: list[dict], model: str, classification_metric: str = "
     return points
 
 
+def not_scored_reasons(provenance: dict, model: str) -> dict[str, str]:
+    """Why a utility benchmark has no number for ``model``: the status of its first unscored file in the
+    provenance (``results/eval/<model>/<run>/<benchmark>.<stage>.json``), per benchmark."""
+    reasons = {}
+    for path, status in sorted(provenance.get("not_scored", {}).items()):
+        parts = Path(path).parts
+        if model in parts and Path(path).name.split(".")[0] in {u[0] for u in UTILITIES}:
+            reasons.setdefault(Path(path).name.split(".")[0], status)
+    return reasons
+
+
 def figure4(rows: list[dict], model: str, out_stem: Path, classification_metric: str = "accuracy",
-            differences: dict | None = None) -> list[Path]:
-    """The plot, plus its points as CSV (``<stem>_points.csv``, what ``dvc plots`` draws)."""
+            differences: dict | None = None, not_scored: dict[str, str] | None = None) -> list[Path]:
+    """The plot, plus its points as CSV (``<stem>_points.csv``, what ``dvc plots`` draws). ``not_scored``: why a
+    panel's benchmark has no number (``not_scored_reasons``), printed on the empty panel."""
     points = tradeoff_points(rows, model, classification_metric, differences=differences)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=POINT_FIELDS, lineterminator="\n")
@@ -200,7 +214,8 @@ def figure4(rows: list[dict], model: str, out_stem: Path, classification_metric:
                        facecolors=colour if p["variant"] != "text" else "none", edgecolors=colour, zorder=3)
             ax.annotate(f"{p['forget_ratio']}%", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
         if not any(p[utility] is not None for p in points):
-            ax.text(0.5, 0.5, "not scored\n(no judge key: results/summary.provenance.json)", ha="center",
+            reason = (not_scored or {}).get(utility, "see results/summary.provenance.json")
+            ax.text(0.5, 0.5, "not scored\n" + "\n".join(textwrap.wrap(reason, 40)), ha="center",
                     va="center", transform=ax.transAxes, fontsize=9, color="grey")
         ax.set_xlabel(f"forget {classification_metric.replace('_', ' ')} drop vs vanilla (image+text)")
         ax.set_ylabel(label.format(metric=classification_metric.replace("_", " ")))
@@ -271,9 +286,10 @@ def figure_privacy(rows: list[dict], model: str, out_stem: Path, classification_
 
 
 def write_figures(summary: str | Path, out_dir: str | Path, classification_metric: str = "accuracy",
-                  differences: str | Path | None = None) -> list[Path]:
+                  differences: str | Path | None = None, provenance: str | Path | None = None) -> list[Path]:
     rows = read_summary(summary)
     diffs = read_differences(differences)
+    provenance = json.loads(Path(provenance).read_text()) if provenance else {}
     out_dir = Path(out_dir)
     written = []
     for model in sorted({r["model"] for r in rows}):
@@ -281,7 +297,8 @@ def write_figures(summary: str | Path, out_dir: str | Path, classification_metri
                                      if r["model"] == model and r["unlearn_modality"] in VARIANTS}):
             written += figure3(rows, model, ratio, method, out_dir / f"fig3_{model}_forget{ratio}_{method}",
                                classification_metric, diffs)
-        written += figure4(rows, model, out_dir / f"fig4_{model}", classification_metric, diffs)
+        written += figure4(rows, model, out_dir / f"fig4_{model}", classification_metric, diffs,
+                           not_scored_reasons(provenance, model))
         if any(r["model"] == model and r["metric"] == "forget_quality" for r in rows):
             written += figure_privacy(rows, model, out_dir / f"privacy_{model}", classification_metric)
     return written
