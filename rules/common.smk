@@ -194,6 +194,12 @@ def study_splits():
     return list(STUDY["splits"]) + (["holdout"] if scored else []) + list(UTILITY)
 
 
+def run_eval_units():
+    """The size of one run's `evaluate` job, for its resources: the configured splits and the utility
+    benchmarks (the holdout is teacher-forced only and cheap: not counted)."""
+    return len(STUDY["splits"]) + len(UTILITY)
+
+
 def eval_splits(run):
     """Splits a run is evaluated on. base/vanilla do not depend on a ratio: their forget/test/retain
     evaluations exist once per ratio, their celebrity and holdout evaluations once."""
@@ -291,7 +297,7 @@ def planned_jobs():
         jobs += [PlannedJob("evaluate", units=len(ratio_free_splits()),
                             done=all(done(f"results/eval/{m}/{run}/{split}.json") for split in ratio_free_splits()))
                  for run in ("base", "vanilla") if ratio_free_splits()]
-        jobs += [PlannedJob("evaluate", units=len(STUDY["splits"]) + len(UTILITY),
+        jobs += [PlannedJob("evaluate", units=run_eval_units(),
                             done=all(done(f"results/eval/{m}/{run}/{split}.json") for split in eval_splits(run)))
                  for run in run_names() if run not in ("base", "vanilla")]
     return jobs

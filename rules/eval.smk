@@ -20,7 +20,7 @@ rule evaluate:
         code=code_version(*CODE_EVAL, "workflow_scripts/evaluate.py"),
     threads: job_threads("evaluate")
     resources:
-        **job_resources("evaluate", units=len(STUDY["splits"]) + len(UTILITY)),
+        **job_resources("evaluate", units=run_eval_units()),
     conda:
         "../envs/mmunlearn.yaml"
     log:
