@@ -22,7 +22,7 @@ tasks, each through ``evaluate_split`` as an evaluation job runs them, on the sa
 ("privacy_eval_overhead": their seconds / the paper tasks' seconds; the issue's goal is <= 0.30). The option
 probabilities and truth ratios come from classification's option log-likelihoods and cost nothing extra.
 
-    python bench/eval_speed.py [--run results/models/tiny-llava/vanilla] [--split forget] [--threads 2]
+    python bench/eval_speed.py [--run results/models/tiny-llava/seed42/vanilla] [--split forget] [--threads 2]
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def measure(vlm, bench: Path, split: str, split_info: dict, eval_cfg: dict) -> d
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", default=str(ROOT / "results/models/tiny-llava/vanilla"),
+    ap.add_argument("--run", default=str(ROOT / "results/models/tiny-llava/seed42/vanilla"),
                     help="a trained run folder, measured too when it exists (default: the demo's vanilla model)")
     ap.add_argument("--split", default="forget", choices=["forget", "test", "retain", "celebrity"])
     ap.add_argument("--threads", type=int, default=2)

@@ -24,7 +24,12 @@ DATA_ROOT = config["data"]["root"]
 VALIDATED = "results/data/validated.json"  # validate_data's facts: every consumer of the data depends on it
 BENCH = f"{DATA_ROOT}/MLLMU-Bench"
 STUDY = config["study"]
-SEED = config["seed"]
+SEED = config["seed"]  # what depends on no replicate (the tiny base, which stands for the hub weights)
+# study.seeds: one full replicate of everything seeded per seed (split choices, fine-tunes, oracle, unlearning,
+# evaluation), under results/*/<model>/seed<seed>/ and data/splits/seed<seed>/; default: the one seed above
+SEEDS = [int(s) for s in STUDY.get("seeds") or [SEED]]
+if len(set(SEEDS)) != len(SEEDS):
+    raise ValueError(f"config: study.seeds lists a seed twice: {SEEDS}")
 UTILITY = STUDY["utility"]  # MMMU, LLaVA-Bench: evaluated once per model run (data/utility.py)
 UTILITY_ROOT = config["utility"]["root"]
 
@@ -210,23 +215,28 @@ def eval_splits(run):
     return [s if s in RATIO_FREE_SPLITS else f"{s}_{ratio}" for s in study_splits()]
 
 
+def run_dir(model, seed, run, root="results/models"):
+    """A model run's folder (``root="results/eval"``: its evaluations'): one per seed."""
+    return f"{root}/{model}/seed{seed}/{run}"
+
+
 def all_eval_outputs(kind="json"):
     """Every evaluation's metrics file (``kind="json"``), its per-item records (``"samples.jsonl"``), or its
-    factuality files (``"factuality.json"``, ``"factuality.jsonl"``; only when the study generates answers)."""
+    factuality files (``"factuality.json"``, ``"factuality.jsonl"``; only when the study generates answers),
+    for every seed."""
     if kind.startswith("factuality") and "generation" not in STUDY["tasks"]:
         return []
+    runs = [run_dir(m, seed, run, "results/eval") for m in STUDY["models"] for seed in SEEDS for run in run_names()]
     if kind.startswith("review"):  # the LLaVA-Bench reviewer's files
-        return [f"results/eval/{m}/{run}/llava_bench.{kind}" for m in STUDY["models"] for run in run_names()
-                if "llava_bench" in UTILITY]
-    return [f"results/eval/{m}/{run}/{split}.{kind}" for m in STUDY["models"] for run in run_names()
-            for split in eval_splits(run)
+        return [f"{d}/llava_bench.{kind}" for d in runs if "llava_bench" in UTILITY]
+    return [f"{d}/{split}.{kind}" for d in runs for split in eval_splits(d.rsplit("/", 1)[1])
             if kind in ("json", "samples.jsonl") or split not in ("holdout", *UTILITY_SPLITS)]
 
 
 def unlearn_refs(wildcards):
     """Reference models a method's loss declares (KL-Min: vanilla, already an input; NPO: the oracle)."""
     refs = get_loss(wildcards.method).refs
-    return [f"results/models/{wildcards.model}/oracle_{wildcards.ratio}"] if "oracle" in refs else []
+    return [run_dir(wildcards.model, wildcards.seed, f"oracle_{wildcards.ratio}")] if "oracle" in refs else []
 
 
 def run_eval_outputs():
@@ -236,8 +246,8 @@ def run_eval_outputs():
     out = {}
     for s in study_splits():
         name = s if s in RATIO_FREE_SPLITS else f"{s}_{{ratio}}"
-        out[s] = f"results/eval/{{model}}/{{stem}}_{{ratio}}/{name}.json"
-        out[f"{s}_samples"] = f"results/eval/{{model}}/{{stem}}_{{ratio}}/{name}.samples.jsonl"
+        out[s] = f"results/eval/{{model}}/seed{{seed}}/{{stem}}_{{ratio}}/{name}.json"
+        out[f"{s}_samples"] = f"results/eval/{{model}}/seed{{seed}}/{{stem}}_{{ratio}}/{name}.samples.jsonl"
     return out
 
 
@@ -250,8 +260,8 @@ def ratio_free_eval_outputs():
     """The outputs of `evaluate_ratio_free` (base, vanilla): metrics and samples of each ratio-free split."""
     out = {}
     for s in ratio_free_splits():
-        out[s] = f"results/eval/{{model}}/{{run}}/{s}.json"
-        out[f"{s}_samples"] = f"results/eval/{{model}}/{{run}}/{s}.samples.jsonl"
+        out[s] = f"results/eval/{{model}}/seed{{seed}}/{{run}}/{s}.json"
+        out[f"{s}_samples"] = f"results/eval/{{model}}/seed{{seed}}/{{run}}/{s}.samples.jsonl"
     return out
 
 
@@ -269,37 +279,41 @@ def eval_inputs(wildcards):
         ratio = split_parts(split)[1] or str(STUDY["forget_ratios"][0])
     else:
         ratio = run.rsplit("_", 1)[1]
-    inputs = {"data": DATA_ROOT, "validated": VALIDATED, "split": f"data/splits/forget_{ratio}.json", "base": base_input(wildcards)}
+    inputs = {"data": DATA_ROOT, "validated": VALIDATED, "split": f"data/splits/seed{wildcards.seed}/forget_{ratio}.json",
+              "base": base_input(wildcards)}
     inputs.update({name: f"{UTILITY_ROOT}/{name}" for name in UTILITY if not split})
     if run != "base":
-        inputs["run"] = f"results/models/{wildcards.model}/{run}"
+        inputs["run"] = run_dir(wildcards.model, wildcards.seed, run)
     return inputs
 
 
 def planned_jobs():
-    """Every training and evaluation job of the study, and whether its output exists already."""
+    """Every training and evaluation job of the study (per seed), and whether its output exists already."""
     done = lambda path: Path(path).exists()  # noqa: E731
     jobs = []
     for m in STUDY["models"]:
-        root = f"results/models/{m}"
         if config["models"][m]["source"] == "tiny":
-            jobs.append(PlannedJob("pretrain_tiny_base", done=done(f"{root}/base")))
-        jobs.append(PlannedJob("finetune_vanilla", None, config["finetune"]["processes"], done(f"{root}/vanilla")))
-        for r in STUDY["forget_ratios"]:
-            jobs.append(PlannedJob("finetune_oracle", None, config["oracle"]["processes"], done(f"{root}/oracle_{r}")))
-            jobs += [PlannedJob("unlearn", method, config["methods"][method]["processes"],
-                                done(f"{root}/{method}_{modality}_{r}"))
-                     for method in STUDY["methods"] for modality in STUDY["unlearn_modalities"]]
-        # base and vanilla: a job per ratio split and one for the rest; every other run: one job for all its
-        # splits (rules/eval.smk)
-        jobs += [PlannedJob("evaluate", done=done(f"results/eval/{m}/{run}/{split}.json"))
-                 for run in ("base", "vanilla") for split in eval_splits(run) if split not in RATIO_FREE_SPLITS]
-        jobs += [PlannedJob("evaluate", units=len(ratio_free_splits()),
-                            done=all(done(f"results/eval/{m}/{run}/{split}.json") for split in ratio_free_splits()))
-                 for run in ("base", "vanilla") if ratio_free_splits()]
-        jobs += [PlannedJob("evaluate", units=run_eval_units(),
-                            done=all(done(f"results/eval/{m}/{run}/{split}.json") for split in eval_splits(run)))
-                 for run in run_names() if run not in ("base", "vanilla")]
+            jobs.append(PlannedJob("pretrain_tiny_base", done=done(f"results/models/{m}/base")))
+        for seed in SEEDS:
+            root = f"results/models/{m}/seed{seed}"
+            evals = lambda run: run_dir(m, seed, run, "results/eval")  # noqa: E731
+            jobs.append(PlannedJob("finetune_vanilla", None, config["finetune"]["processes"], done(f"{root}/vanilla")))
+            for r in STUDY["forget_ratios"]:
+                jobs.append(PlannedJob("finetune_oracle", None, config["oracle"]["processes"],
+                                       done(f"{root}/oracle_{r}")))
+                jobs += [PlannedJob("unlearn", method, config["methods"][method]["processes"],
+                                    done(f"{root}/{method}_{modality}_{r}"))
+                         for method in STUDY["methods"] for modality in STUDY["unlearn_modalities"]]
+            # base and vanilla: a job per ratio split and one for the rest; every other run: one job for all its
+            # splits (rules/eval.smk)
+            jobs += [PlannedJob("evaluate", done=done(f"{evals(run)}/{split}.json"))
+                     for run in ("base", "vanilla") for split in eval_splits(run) if split not in RATIO_FREE_SPLITS]
+            jobs += [PlannedJob("evaluate", units=len(ratio_free_splits()),
+                                done=all(done(f"{evals(run)}/{split}.json") for split in ratio_free_splits()))
+                     for run in ("base", "vanilla") if ratio_free_splits()]
+            jobs += [PlannedJob("evaluate", units=run_eval_units(),
+                                done=all(done(f"{evals(run)}/{split}.json") for split in eval_splits(run)))
+                     for run in run_names() if run not in ("base", "vanilla")]
     return jobs
 
 
@@ -312,6 +326,7 @@ if workflow.is_main_process:
 
 wildcard_constraints:
     model=r"[A-Za-z0-9.\-]+",
+    seed=r"\d+",
     ratio=r"\d+",
     method=r"[a-z][a-z0-9]*(_[a-z0-9]+)*?",
     modality=r"multimodal|text",

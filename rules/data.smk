@@ -69,16 +69,16 @@ rule make_split:
         data=DATA_ROOT,
         validated=VALIDATED,
     output:
-        split="data/splits/forget_{ratio}.json",
+        split="data/splits/seed{seed}/forget_{ratio}.json",
     params:
-        seed=SEED,
+        seed=lambda wc: int(wc.seed),
         fewshot=split_fewshot(),
         holdout_ratio=STUDY["holdout_ratio"],
         code=code_version(*CODE_COMMON, "workflow_scripts/make_split.py"),
     conda:
         "../envs/mmunlearn.yaml"
     log:
-        "logs/make_split/forget_{ratio}.log",
+        "logs/make_split/seed{seed}/forget_{ratio}.log",
     script:
         "../workflow_scripts/make_split.py"
 

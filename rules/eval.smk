@@ -16,7 +16,7 @@ rule evaluate:
         eval_cfg=lambda wc: eval_config(wc.model),
         tasks=STUDY["tasks"],
         utility_cfg={name: config["utility"][name] for name in UTILITY},
-        seed=SEED,
+        seed=lambda wc: int(wc.seed),
         code=code_version(*CODE_EVAL, "workflow_scripts/evaluate.py"),
     threads: job_threads("evaluate")
     resources:
@@ -24,22 +24,22 @@ rule evaluate:
     conda:
         "../envs/mmunlearn.yaml"
     log:
-        "logs/evaluate/{model}/{stem}_{ratio}.log",
+        "logs/evaluate/{model}/seed{seed}/{stem}_{ratio}.log",
     script:
         "../workflow_scripts/evaluate.py"
 
 
 use rule evaluate as evaluate_split with:
     output:
-        metrics="results/eval/{model}/{run}/{split}.json",
-        samples="results/eval/{model}/{run}/{split}.samples.jsonl",
+        metrics="results/eval/{model}/seed{seed}/{run}/{split}.json",
+        samples="results/eval/{model}/seed{seed}/{run}/{split}.samples.jsonl",
     wildcard_constraints:
         run="base|vanilla",
         split=r"(forget|test|retain)_\d+",
     resources:
         **job_resources("evaluate"),
     log:
-        "logs/evaluate/{model}/{run}/{split}.log",
+        "logs/evaluate/{model}/seed{seed}/{run}/{split}.log",
 
 
 use rule evaluate as evaluate_ratio_free with:
@@ -50,7 +50,7 @@ use rule evaluate as evaluate_ratio_free with:
     resources:
         **job_resources("evaluate", units=len(ratio_free_splits())),
     log:
-        "logs/evaluate/{model}/{run}/ratio_free.log",
+        "logs/evaluate/{model}/seed{seed}/{run}/ratio_free.log",
 
 
 # The factuality judge reads the generation samples and calls an OpenAI-compatible endpoint: it needs the
@@ -63,20 +63,20 @@ localrules:
 
 rule judge:
     input:
-        samples="results/eval/{model}/{run}/{split}.samples.jsonl",
+        samples="results/eval/{model}/seed{seed}/{run}/{split}.samples.jsonl",
     output:
-        metrics="results/eval/{model}/{run}/{split}.factuality.json",
-        samples="results/eval/{model}/{run}/{split}.factuality.jsonl",
+        metrics="results/eval/{model}/seed{seed}/{run}/{split}.factuality.json",
+        samples="results/eval/{model}/seed{seed}/{run}/{split}.factuality.jsonl",
     params:
         judge_cfg=config["judge"],
         judge_key_set=bool(os.environ.get(config["judge"]["api_key_env"])),
-        seed=SEED,
+        seed=lambda wc: int(wc.seed),
         code=code_version(f"{PKG}/io.py", f"{PKG}/workflow.py", f"{PKG}/eval/judge.py", f"{PKG}/eval/identity.py",
                           "workflow_scripts/judge.py"),
     conda:
         "../envs/mmunlearn.yaml"
     log:
-        "logs/judge/{model}/{run}/{split}.log",
+        "logs/judge/{model}/seed{seed}/{run}/{split}.log",
     script:
         "../workflow_scripts/judge.py"
 
@@ -89,20 +89,20 @@ localrules:
 
 rule review_llava_bench:
     input:
-        samples="results/eval/{model}/{run}/llava_bench.samples.jsonl",
+        samples="results/eval/{model}/seed{seed}/{run}/llava_bench.samples.jsonl",
     output:
-        metrics="results/eval/{model}/{run}/llava_bench.review.json",
-        samples="results/eval/{model}/{run}/llava_bench.review.jsonl",
+        metrics="results/eval/{model}/seed{seed}/{run}/llava_bench.review.json",
+        samples="results/eval/{model}/seed{seed}/{run}/llava_bench.review.jsonl",
     params:
         judge_cfg=config["judge"],
         bench_cfg=config["utility"]["llava_bench"],
         judge_key_set=bool(os.environ.get(config["judge"]["api_key_env"])),
-        seed=SEED,
+        seed=lambda wc: int(wc.seed),
         code=code_version(f"{PKG}/io.py", f"{PKG}/workflow.py", f"{PKG}/eval/judge.py", f"{PKG}/eval/identity.py",
                           f"{PKG}/eval/llava_bench.py", "workflow_scripts/review_llava_bench.py"),
     conda:
         "../envs/mmunlearn.yaml"
     log:
-        "logs/review_llava_bench/{model}/{run}.log",
+        "logs/review_llava_bench/{model}/seed{seed}/{run}.log",
     script:
         "../workflow_scripts/review_llava_bench.py"

@@ -4,14 +4,14 @@
 
 rule export_merged:
     input:
-        run="results/models/{model}/{run}",
+        run="results/models/{model}/seed{seed}/{run}",
         base=base_input,
     output:
-        merged=directory("results/merged/{model}/{run}"),
+        merged=directory("results/merged/{model}/seed{seed}/{run}"),
     params:
         model_cfg=lambda wc: config["models"][wc.model],
         base_source=lambda wc: base_source(wc.model),
-        seed=SEED,
+        seed=lambda wc: int(wc.seed),
         code=code_version(*CODE_COMMON, "workflow_scripts/export_merged.py"),
     threads: job_threads("export_merged")
     resources:
@@ -19,6 +19,6 @@ rule export_merged:
     conda:
         "../envs/mmunlearn.yaml"
     log:
-        "logs/export_merged/{model}_{run}.log",
+        "logs/export_merged/{model}/seed{seed}/{run}.log",
     script:
         "../workflow_scripts/export_merged.py"

@@ -31,15 +31,15 @@ rule finetune_vanilla:
         validated=VALIDATED,
         base=base_input,
     output:
-        run=directory("results/models/{model}/vanilla"),
+        run=directory("results/models/{model}/seed{seed}/vanilla"),
     params:
         model_cfg=lambda wc: config["models"][wc.model],
         base_source=lambda wc: base_source(wc.model),
         hp=config["finetune"],
-        seed=SEED,
+        seed=lambda wc: int(wc.seed),
         holdout_ratio=STUDY["holdout_ratio"],  # people it must not learn (membership inference's non-members)
         code=code_version(*CODE_TRAIN, "workflow_scripts/finetune.py"),
-        checkpoints="checkpoints/{model}/vanilla",
+        checkpoints="checkpoints/{model}/seed{seed}/vanilla",
     priority: 40
     threads: job_threads("finetune_vanilla")
     resources:
@@ -47,7 +47,7 @@ rule finetune_vanilla:
     conda:
         "../envs/mmunlearn.yaml"
     log:
-        "logs/finetune_vanilla/{model}.log",
+        "logs/finetune_vanilla/{model}/seed{seed}.log",
     script:
         "../workflow_scripts/finetune.py"
 
@@ -57,16 +57,16 @@ rule finetune_oracle:
         data=DATA_ROOT,
         validated=VALIDATED,
         base=base_input,
-        split="data/splits/forget_{ratio}.json",
+        split="data/splits/seed{seed}/forget_{ratio}.json",
     output:
-        run=directory("results/models/{model}/oracle_{ratio}"),
+        run=directory("results/models/{model}/seed{seed}/oracle_{ratio}"),
     params:
         model_cfg=lambda wc: config["models"][wc.model],
         base_source=lambda wc: base_source(wc.model),
         hp=config["oracle"],
-        seed=SEED,
+        seed=lambda wc: int(wc.seed),
         code=code_version(*CODE_TRAIN, "workflow_scripts/finetune.py"),
-        checkpoints="checkpoints/{model}/oracle_{ratio}",
+        checkpoints="checkpoints/{model}/seed{seed}/oracle_{ratio}",
     priority: 30
     threads: job_threads("finetune_oracle")
     resources:
@@ -74,6 +74,6 @@ rule finetune_oracle:
     conda:
         "../envs/mmunlearn.yaml"
     log:
-        "logs/finetune_oracle/{model}_{ratio}.log",
+        "logs/finetune_oracle/{model}/seed{seed}/oracle_{ratio}.log",
     script:
         "../workflow_scripts/finetune.py"

@@ -6,18 +6,18 @@ rule unlearn:
         data=DATA_ROOT,
         validated=VALIDATED,
         base=base_input,
-        split="data/splits/forget_{ratio}.json",
-        vanilla="results/models/{model}/vanilla",
+        split="data/splits/seed{seed}/forget_{ratio}.json",
+        vanilla="results/models/{model}/seed{seed}/vanilla",
         oracle=unlearn_refs,
     output:
-        run=directory("results/models/{model}/{method}_{modality}_{ratio}"),
+        run=directory("results/models/{model}/seed{seed}/{method}_{modality}_{ratio}"),
     params:
         model_cfg=lambda wc: config["models"][wc.model],
         base_source=lambda wc: base_source(wc.model),
         hp=lambda wc: config["methods"][wc.method],
-        seed=SEED,
+        seed=lambda wc: int(wc.seed),
         code=code_version(*CODE_TRAIN, "workflow_scripts/unlearn.py"),
-        checkpoints="checkpoints/{model}/{method}_{modality}_{ratio}",
+        checkpoints="checkpoints/{model}/seed{seed}/{method}_{modality}_{ratio}",
     priority: 20
     threads: job_threads("unlearn")
     resources:
@@ -25,6 +25,6 @@ rule unlearn:
     conda:
         "../envs/mmunlearn.yaml"
     log:
-        "logs/unlearn/{model}_{method}_{modality}_{ratio}.log",
+        "logs/unlearn/{model}/seed{seed}/{method}_{modality}_{ratio}.log",
     script:
         "../workflow_scripts/unlearn.py"

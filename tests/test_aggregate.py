@@ -25,10 +25,10 @@ def test_summary_rows(tmp_path):
     assert rows == [
         {"model": "tiny", "method": "vanilla", "unlearn_modality": "none", "forget_ratio": "", "seed": "42",
          "split": "celebrity", "input_modality": "image_text", "task": "classification", "metric": "accuracy",
-         "value": "0.500000", "n": "10", "ci_low": "", "ci_high": ""},  # no per-item records: no interval
+         "value": "0.500000", "n": "10", "ci_low": "", "ci_high": "", "sd": ""},  # no per-item records: no interval
         {"model": "tiny", "method": "ga", "unlearn_modality": "text", "forget_ratio": "15", "seed": "42",
          "split": "forget", "input_modality": "text", "task": "classification", "metric": "accuracy_loglik",
-         "value": "0.250000", "n": "8", "ci_low": "", "ci_high": ""},
+         "value": "0.250000", "n": "8", "ci_low": "", "ci_high": "", "sd": ""},
     ]
 
 
@@ -54,6 +54,80 @@ def test_intervals_from_the_per_item_records(tmp_path):
     (d,) = list(csv.DictReader(diff.open()))
     assert (d["comparison"], d["method"], d["against"], d["split"]) == ("vs_vanilla", "ga", "vanilla", "forget")
     assert float(d["value"]) == pytest.approx(0.25 - 0.75) and float(d["ci_high"]) < 0 and d["excludes_zero"] == "True"
+
+
+def _seeded_run(root, seed, run, scores):
+    """One evaluation in the DAG's layout, results/eval/<model>/seed<seed>/<run>/forget_5.*: metrics and items."""
+    d = root / f"results/eval/tiny/seed{seed}/{run}"
+    d.mkdir(parents=True)
+    path = d / "forget_5.json"
+    path.write_text(json.dumps({**run_identity("tiny", run, "forget_5", seed), "results": [
+        {"input_modality": "text", "task": "cloze", "metric": "accuracy", "value": sum(scores) / len(scores),
+         "n": len(scores)}]}))
+    recs = [{"task": "cloze", "input_modality": "text", "prompt_id": f"{k // 2}/text/{k % 2}",
+             "profile_id": str(k // 2), "score": {"accuracy": x}} for k, x in enumerate(scores)]
+    (d / "forget_5.samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return path, d / "forget_5.samples.jsonl"
+
+
+def test_seeds_each_on_their_own_and_across(tmp_path):
+    """Two seeds: a row per seed (each with its own bootstrap interval and its own paired differences) plus a row
+    over seeds: the mean, the sample sd and the Student-t interval of the mean (checked against scipy)."""
+    from scipy import stats
+
+    from mmunlearn.report.tables import read_differences, read_summary
+    from mmunlearn.report.uncertainty import headline_rows
+
+    vanilla = {1: [1.0, 1.0, 0.0, 1.0] * 5, 2: [1.0, 1.0, 1.0, 0.0] * 5, 3: [1.0] * 20}
+    ga = {1: [0.0, 1.0, 0.0, 0.0] * 5, 2: [0.0, 0.0, 0.0, 0.0] * 5, 3: [1.0, 0.0, 0.0, 0.0] * 5}
+    files = [_seeded_run(tmp_path, seed, run, scores[seed]) for seed in (1, 2, 3)
+             for run, scores in (("vanilla", vanilla), ("ga_text_5", ga))]
+    out, diff = tmp_path / "summary.csv", tmp_path / "differences.csv"
+    write_summary([m for m, _ in files], out, samples_files=[s for _, s in files], differences_out=diff)
+    rows = list(csv.DictReader(out.open()))
+    assert [r["seed"] for r in rows if r["method"] == "ga"] == ["1", "2", "3", "mean"]  # per seed, then across
+    per_seed = {int(r["seed"]): float(r["value"]) for r in rows if r["method"] == "ga" and r["seed"] != "mean"}
+    assert per_seed == {1: 0.25, 2: 0.0, 3: 0.25}
+    assert all(r["ci_low"] != "" for r in rows if r["seed"] != "mean" and r["method"] == "vanilla" and r["seed"] != "3")
+    (across,) = [r for r in rows if r["method"] == "ga" and r["seed"] == "mean"]
+    x = [0.25, 0.0, 0.25]
+    low, high = stats.t.interval(0.95, 2, loc=sum(x) / 3, scale=stats.sem(x))
+    assert float(across["value"]) == pytest.approx(sum(x) / 3, abs=1e-6)
+    assert float(across["sd"]) == pytest.approx(stats.tstd(x), abs=1e-6)
+    assert (float(across["ci_low"]), float(across["ci_high"])) == pytest.approx((low, high), abs=1e-6)
+    # the differences: paired per seed, and over seeds the mean of the per-seed differences with its t interval
+    d = [r for r in csv.DictReader(diff.open()) if r["comparison"] == "vs_vanilla"]
+    assert [r["seed"] for r in d] == ["1", "2", "3", "mean"]
+    per_seed_diff = [float(r["value"]) for r in d[:3]]
+    assert per_seed_diff == pytest.approx([0.25 - 0.75, 0.0 - 0.75, 0.25 - 1.0])
+    low, high = stats.t.interval(0.95, 2, loc=sum(per_seed_diff) / 3, scale=stats.sem(per_seed_diff))
+    assert (float(d[3]["ci_low"]), float(d[3]["ci_high"])) == pytest.approx((low, high), abs=1e-6)
+    assert d[3]["excludes_zero"] == "True"
+    # tables and figures read the rows over seeds; summary.json holds the means
+    assert {r["seed"] for r in headline_rows(read_summary(out))} == {"mean"}
+    assert {r["seed"] for r in read_differences(diff).values()} == {"mean"}
+    from mmunlearn.report.tables import write_tables
+
+    md = next(p for p in write_tables(out, tmp_path / "tables", diff) if p.name == "tiny_forget5.md").read_text()
+    assert "**Over 3 seeds**" in md and "| ga (text) |" in md
+    nested = json.loads(out.with_suffix(".json").read_text())
+    assert nested["tiny"]["ga_text_5"]["forget"]["text"]["cloze.accuracy"] == pytest.approx(sum(x) / 3, abs=1e-6)
+
+
+def test_a_seed_without_a_value_leaves_the_mean_empty(tmp_path):
+    """A cell one seed did not score (the judge without a key, say) has no mean over seeds, not a mean of the
+    others."""
+    seeded = []
+    for seed, value in ((1, 6.0), (2, None)):
+        d = tmp_path / f"results/eval/tiny/seed{seed}/vanilla"
+        d.mkdir(parents=True)
+        seeded.append(d / "celebrity.factuality.json")
+        seeded[-1].write_text(json.dumps({**run_identity("tiny", "vanilla", "celebrity", seed), "results": [
+            {"input_modality": "text", "task": "generation", "metric": "factuality", "value": value, "n": 4}]}))
+    out = tmp_path / "summary.csv"
+    write_summary(seeded, out)
+    (across,) = [r for r in csv.DictReader(out.open()) if r["seed"] == "mean"]
+    assert across["value"] == "" and across["ci_low"] == "" and across["sd"] == ""
 
 
 def test_run_identity():

@@ -77,7 +77,7 @@ def test_the_paper_dry_run_submits_gpu_rules_with_gpus(tmp_path):
     site = {"cluster": {"gpu_request": "gres", "account": "lab42", "gpu_partition": "gpu"}}
     (wd / "site.yaml").write_text(yaml.safe_dump(site))
     out = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "-n", "--configfile",
-                          "config.yaml", "site.yaml", "--", "results/eval/llava-1.5-7b/npo_text_5/forget_5.json"],
+                          "config.yaml", "site.yaml", "--", "results/eval/llava-1.5-7b/seed42/npo_text_5/forget_5.json"],
                          cwd=wd, capture_output=True, text=True, timeout=300)
     text = out.stdout + out.stderr
     assert out.returncode == 0, text[-3000:]

@@ -116,7 +116,7 @@ def test_the_reduced_study_runs_on_lookalike_data(tmp_path, lookalike_workdir):
         assert all(facts["names"].values())
         # both unlearning variants ran; the text variant trained on named, image-free items
         for variant in ("multimodal", "text"):
-            assert (lookalike_workdir / f"results/models/tiny-llava/ga_{variant}_10/adapter").is_dir()
+            assert (lookalike_workdir / f"results/models/tiny-llava/seed42/ga_{variant}_10/adapter").is_dir()
         assert "Data load report" in (lookalike_workdir / "results/data/load_report.html").read_text()
         # MMMU and LLaVA-Bench came from the Hub too, through the same download code, at the resolved commit
         mmmu = json.loads((lookalike_workdir / "data/test_utility/mmmu/manifest.json").read_text())["sources"]

@@ -13,7 +13,7 @@ import pytest
 from conftest import copy_workflow
 
 pytestmark = pytest.mark.integration
-TARGET = "results/models/tiny-llava/vanilla"
+TARGET = "results/models/tiny-llava/seed42/vanilla"
 ADAPTER = f"{TARGET}/adapter/adapter_model.safetensors"
 LONGER = "finetune:\n  max_steps: 300\n  checkpoint_every: 25\n"
 
@@ -67,7 +67,7 @@ def test_sigkilled_job_resumes_to_the_same_adapter(workdir):
     out, _ = proc.communicate(timeout=900)
     assert killed is not None, "the job finished before a checkpoint was seen: make it longer\n" + out[-2000:]
     assert proc.returncode == 0, out[-4000:]
-    log = (workdir / "logs/finetune_vanilla/tiny-llava.log").read_text()
+    log = (workdir / "logs/finetune_vanilla/tiny-llava/seed42.log").read_text()
     assert "resuming nll from checkpoint" in log
     resumed_at = int(log.split("resuming nll from checkpoint")[1].split("at step ")[1].split("/")[0])
     assert 1 < resumed_at <= 300

@@ -75,7 +75,7 @@ def test_a_hyperparameter_change_reruns_only_that_method(versions):
 def test_fresh_clone_after_pull_schedules_nothing(versions):
     clone = versions["clone"]
     assert "stamped in" in versions["pulled"]
-    assert (clone / "results/models/tiny-llava/ga_text_10/adapter/adapter_model.safetensors").is_file()
+    assert (clone / "results/models/tiny-llava/seed42/ga_text_10/adapter/adapter_model.safetensors").is_file()
     assert (clone / ".snakemake/metadata").is_dir()
     assert dry_run(clone) == {}
     assert run(clone, "dvc", "status", "--with-deps", "pipeline").strip().endswith("up to date.")

@@ -41,7 +41,7 @@ FRACTIONS = {"accuracy", "accuracy_loglik", "option_prob", "truth_ratio", "rouge
 def test_summary_is_tidy_and_complete(workdir):
     rows = list(csv.DictReader((workdir / "results/summary.csv").open()))
     assert list(rows[0]) == ["model", "method", "unlearn_modality", "forget_ratio", "seed", "split",
-                             "input_modality", "task", "metric", "value", "n", "ci_low", "ci_high"]
+                             "input_modality", "task", "metric", "value", "n", "ci_low", "ci_high", "sd"]
     index = {(r["method"], r["unlearn_modality"], r["split"], r["input_modality"], r["task"], r["metric"]): r
              for r in rows}
     assert len(index) == len(rows)  # one row per measurement
@@ -104,26 +104,26 @@ def test_summary_is_tidy_and_complete(workdir):
 
 
 def test_results_carry_provenance(workdir):
-    metrics = json.loads((workdir / "results/eval/tiny-llava/ga_text_10/forget_10.json").read_text())
+    metrics = json.loads((workdir / "results/eval/tiny-llava/seed42/ga_text_10/forget_10.json").read_text())
     prov = metrics["provenance"]
     for key in ("git_commit", "seed", "dtype", "effective_batch_size", "config"):
         assert key in prov
     assert prov["config"]["methods"]["ga"]["lr"] == 1e-4 and prov["adapter_sha256"]
-    samples = (workdir / "results/eval/tiny-llava/ga_text_10/forget_10.samples.jsonl").read_text().splitlines()
+    samples = (workdir / "results/eval/tiny-llava/seed42/ga_text_10/forget_10.samples.jsonl").read_text().splitlines()
     first = json.loads(samples[0])
     assert {"prompt_id", "question", "gold", "raw_output", "parsed", "score"} <= set(first)
-    run = json.loads((workdir / "results/models/tiny-llava/vanilla/run.json").read_text())
+    run = json.loads((workdir / "results/models/tiny-llava/seed42/vanilla/run.json").read_text())
     assert run["effective_batch_size"] == 16 and run["lora_modules"]
     assert all("language_model" in m for m in run["lora_modules"])
-    assert (workdir / "results/models/tiny-llava/vanilla/adapter/adapter_model.safetensors").is_file()
-    assert not list((workdir / "results/models/tiny-llava/vanilla/adapter").glob("model*.safetensors"))
-    assert (workdir / "results/models/tiny-llava/ga_text_10/loss_log.csv").is_file()
+    assert (workdir / "results/models/tiny-llava/seed42/vanilla/adapter/adapter_model.safetensors").is_file()
+    assert not list((workdir / "results/models/tiny-llava/seed42/vanilla/adapter").glob("model*.safetensors"))
+    assert (workdir / "results/models/tiny-llava/seed42/ga_text_10/loss_log.csv").is_file()
     table = json.loads((workdir / "results/summary.provenance.json").read_text())
     # 28 evaluations + 7 of the holdout, 28 judge files (the holdout is not judged: nothing generated), and per
     # run MMMU, LLaVA-Bench and its review (7 x 3); no key: the factuality and LLaVA-Bench reviews not scored
     assert table["config"]["seed"] == 42 and len(table["evaluations"]) == 35 + 28 + 21
     assert len(table["not_scored"]) == 28 + 7 and all("no API key" in v for v in table["not_scored"].values())
-    mmmu = json.loads((workdir / "results/eval/tiny-llava/ga_text_10/mmmu.json").read_text())
+    mmmu = json.loads((workdir / "results/eval/tiny-llava/seed42/ga_text_10/mmmu.json").read_text())
     assert mmmu["forget_ratio"] == 10 and mmmu["accuracy_by_subject"]["Overall"]["n"] == 30
     assert metrics["decode"]["classification"]["items"] > 0
 
@@ -169,13 +169,13 @@ def test_idefics2_runs_through_the_same_dag(workdir):
     """The paper's second model family: pre-train (tiny), fine-tune with its chat-template prompt, unlearn and
     evaluate with one- and two-image prompts through the same rules."""
     (workdir / "idefics2.yaml").write_text(IDEFICS2)
-    targets = [f"results/eval/tiny-idefics2/{run}/{split}.json" for run in ("vanilla", "ga_multimodal_10")
+    targets = [f"results/eval/tiny-idefics2/seed42/{run}/{split}.json" for run in ("vanilla", "ga_multimodal_10")
                for split in ("forget_10", "test_10")]
     cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", "idefics2.yaml", "--cores", "2",
            *targets]
     result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    run = json.loads((workdir / "results/models/tiny-idefics2/vanilla/run.json").read_text())
+    run = json.loads((workdir / "results/models/tiny-idefics2/seed42/vanilla/run.json").read_text())
     assert run["lora_modules"] and all(m.startswith("model.text_model.") for m in run["lora_modules"])
     metrics = json.loads((workdir / targets[-1]).read_text())
     assert {r["input_modality"] for r in metrics["results"]} == {"image_text", "text"}
@@ -188,14 +188,14 @@ def test_merged_export_is_explicit_and_equivalent(workdir, monkeypatch):
     from mmunlearn.models.loading import load_model
 
     assert not (workdir / "results/merged").exists()
-    result = snakemake(workdir, "results/merged/tiny-llava/ga_text_10")
+    result = snakemake(workdir, "results/merged/tiny-llava/seed42/ga_text_10")
     assert result.returncode == 0, result.stderr[-3000:]
-    merged = workdir / "results/merged/tiny-llava/ga_text_10"
+    merged = workdir / "results/merged/tiny-llava/seed42/ga_text_10"
     assert (merged / "model.safetensors").is_file() and (merged / "export.json").is_file()
     monkeypatch.chdir(workdir)  # runs name their parents by repository-relative paths
     cfg = {"family": "llava", "source": "tiny", "dtype": "float32"}
     a = load_model(cfg, str(merged)).model
-    b = load_model(cfg, "results/models/tiny-llava/base/model", "results/models/tiny-llava/ga_text_10").model
+    b = load_model(cfg, "results/models/tiny-llava/base/model", "results/models/tiny-llava/seed42/ga_text_10").model
     for (name, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.allclose(p, q, atol=1e-6), name
 
@@ -205,12 +205,12 @@ def test_a_training_stage_runs_as_two_data_parallel_processes(workdir):
     one job, two DDP ranks, rank 0 writes the run, which records the effective batch."""
     (workdir / "two.yaml").write_text("finetune:\n  processes: 2\n")
     cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", "two.yaml", "--cores", "2",
-           "results/models/tiny-llava/vanilla"]
+           "results/models/tiny-llava/seed42/vanilla"]
     result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    run = json.loads((workdir / "results/models/tiny-llava/vanilla/run.json").read_text())
+    run = json.loads((workdir / "results/models/tiny-llava/seed42/vanilla/run.json").read_text())
     assert run["num_processes"] == 2 and run["per_process_batch_size"] == 16 and run["effective_batch_size"] == 32
-    log = (workdir / "logs/finetune_vanilla/tiny-llava.log").read_text()
+    log = (workdir / "logs/finetune_vanilla/tiny-llava/seed42.log").read_text()
     assert "processes 2" in log and "batch 16 x 2 processes" in log
 
 
@@ -220,7 +220,7 @@ def test_judge_rule_scores_through_a_chat_completions_endpoint(workdir):
     from judge_server import JudgeServer
 
     key = "sk-workflow-4c1d"
-    target = "results/eval/tiny-llava/vanilla/forget_10.factuality.json"
+    target = "results/eval/tiny-llava/seed42/vanilla/forget_10.factuality.json"
     with JudgeServer(key) as server:
         (workdir / "judge.yaml").write_text(f"judge:\n  base_url: {server.url}\n  api_key_env: MMU_JUDGE_KEY\n")
         cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", "judge.yaml", "--cores", "2",
@@ -243,7 +243,7 @@ def test_llava_bench_reviewed_through_a_chat_completions_endpoint(workdir):
     from judge_server import JudgeServer
 
     key = "sk-review-77aa"
-    target = "results/eval/tiny-llava/vanilla/llava_bench.review.json"
+    target = "results/eval/tiny-llava/seed42/vanilla/llava_bench.review.json"
     with JudgeServer(key) as server:
         (workdir / "review.yaml").write_text(f"judge:\n  model: reviewer\n  base_url: {server.url}\n"
                                              f"  api_key_env: MMU_REVIEW_KEY\n")
@@ -266,7 +266,7 @@ def test_llava_bench_reviewed_through_a_chat_completions_endpoint(workdir):
     from mmunlearn.report.aggregate import write_summary
 
     out = workdir / "review_summary.csv"
-    evals = workdir / "results/eval/tiny-llava/vanilla"
+    evals = workdir / "results/eval/tiny-llava/seed42/vanilla"
     write_summary([workdir / target], out, samples_files=[evals / "llava_bench.samples.jsonl",
                                                           workdir / target.replace(".json", ".jsonl")])
     cell = next(r for r in csv.DictReader(out.open()) if r["metric"] == "relative_score")
@@ -279,7 +279,7 @@ def test_a_key_set_later_rescores_only_the_judge_jobs(workdir):
     cache, same scores, nothing sent."""
     from judge_server import JudgeServer
 
-    key, target = "sk-later-9e2b", "results/eval/tiny-llava/base/forget_10.factuality.json"
+    key, target = "sk-later-9e2b", "results/eval/tiny-llava/seed42/base/forget_10.factuality.json"
     with JudgeServer(key) as server:
         # a model of its own: its reply cache starts empty whatever the other tests cached
         (workdir / "judge_later.yaml").write_text(
@@ -328,3 +328,50 @@ def test_tables_and_figures_from_the_summary(workdir):
     assert len(html) > 100_000 and "fig4_tiny-llava" in html and "tiny-llava_forget10" in html
     assert "privacy_tiny-llava" in html
     assert "summary.provenance.json" in html
+
+
+def test_a_second_seed_adds_only_its_jobs(workdir):
+    """study.seeds: a second seed fans out its own split, fine-tunes, unlearning and evaluations (the tiny base,
+    seed-free, is shared); its results differ from the first seed's; the summary has a row per seed and one
+    over seeds; a third seed would schedule only its own jobs, and dropping one reruns only the aggregation.
+    (Last in this file: it leaves a two-seed summary behind.)"""
+    def run(seeds, *args, timeout=300):
+        (workdir / "seeds.yaml").write_text(f"study:\n  seeds: {seeds}\n")
+        cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", "seeds.yaml", "--cores", "2",
+               *args, "results/summary.csv"]
+        result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        return result
+
+    def dry(seeds):
+        result = run(seeds, "-n")
+        return job_counts(result.stdout + result.stderr), result.stdout
+
+    # one seed's jobs: its split, vanilla, oracle, 2 methods x 2 variants, and every evaluation of its 7 runs
+    one_seed = {"make_split": 1, "finetune_vanilla": 1, "finetune_oracle": 1, "unlearn": 4, "evaluate_split": 6,
+                "evaluate_ratio_free": 2, "evaluate": 5, "judge": 28, "review_llava_bench": 7, "aggregate": 1}
+    counts, out = dry([42, 7])
+    assert counts == {**one_seed, "total": sum(one_seed.values())}, out[-3000:]
+    outputs = [line.split(":", 1)[1] for line in out.splitlines() if line.strip().startswith("output:")]
+    assert outputs and all("seed7" in o or "summary" in o for o in outputs)
+    run([42, 7], timeout=900)
+    rows = list(csv.DictReader((workdir / "results/summary.csv").open()))
+    assert {r["seed"] for r in rows} == {"42", "7", "mean"}
+    cells = {}
+    for r in rows:
+        cells.setdefault((r["method"], r["unlearn_modality"], r["split"], r["input_modality"], r["task"],
+                          r["metric"]), {})[r["seed"]] = r
+    assert all(set(by_seed) == {"42", "7", "mean"} for by_seed in cells.values())
+    nll = cells[("vanilla", "none", "forget", "image_text", "likelihood", "answer_nll")]
+    assert float(nll["42"]["value"]) != float(nll["7"]["value"])  # another fine-tune, another model
+    mean = (float(nll["42"]["value"]) + float(nll["7"]["value"])) / 2
+    assert float(nll["mean"]["value"]) == pytest.approx(mean, abs=2e-6)
+    assert float(nll["mean"]["ci_low"]) < mean < float(nll["mean"]["ci_high"]) and float(nll["mean"]["sd"]) > 0
+    split7 = json.loads((workdir / "data/splits/seed7/forget_10.json").read_text())
+    split42 = json.loads((workdir / "data/splits/seed42/forget_10.json").read_text())
+    assert split7 != split42  # its own Test_Set images, few-shot profiles (and holdout)
+    run7 = json.loads((workdir / "results/models/tiny-llava/seed7/vanilla/run.json").read_text())
+    assert run7["seed"] == 7
+    counts, out = dry([42, 7, 9])
+    assert counts == {**one_seed, "total": sum(one_seed.values())}, out[-3000:]
+    assert dry([42])[0] == {"aggregate": 1, "total": 1}

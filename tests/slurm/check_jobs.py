@@ -92,7 +92,7 @@ def check_faults(runs: dict, workdir: Path, state_dir: Path, failures: list) -> 
             and oracle[-1]["state"] == "COMPLETED" and minutes(oracle[-1]["timelimit"]) > 1
             and all(j["state"] == "TIMEOUT" for j in oracle[:-1])):
         failures.append(f"oracle fine-tune: expected TIMEOUT at 00:01:00, then COMPLETED with a larger limit: {oracle}")
-    oracle_log = (workdir / "logs/finetune_oracle/tiny-llava_10.log").read_text()
+    oracle_log = (workdir / "logs/finetune_oracle/tiny-llava/seed42/oracle_10.log").read_text()
     if "resuming nll from checkpoint" not in oracle_log:
         failures.append("oracle fine-tune: the completed attempt did not resume from a checkpoint:\n"
                         + oracle_log[:600])

@@ -159,7 +159,7 @@ cancel_after_checkpoint() {  # scancel the running vanilla fine-tune once its fi
     for _ in $(seq 1200); do
         local job
         job="$(running_job finetune_vanilla)"
-        if [ -n "$job" ] && compgen -G "checkpoints/tiny-llava/vanilla/*/checkpoint.pt" >/dev/null; then
+        if [ -n "$job" ] && compgen -G "checkpoints/tiny-llava/seed42/vanilla/*/checkpoint.pt" >/dev/null; then
             scancel "$job" && echo "$job" >> "$STATE/cancelled.txt" && echo "test-slurm: scancel $job (finetune_vanilla, after a checkpoint)"
             return
         fi
@@ -185,17 +185,17 @@ preempt_every_attempt() {  # preempt each attempt of the GA unlearning job: a hi
 submit ok gres snakemake.log results/summary.csv
 cp results/summary.csv "$STATE/summary.uninterrupted.csv"
 # 2. one evaluation again with the other GPU request form (--gpus=N)
-submit ok gpu snakemake-gpus.log results/eval/tiny-llava/vanilla/forget_10.json --forcerun evaluate_split
+submit ok gpu snakemake-gpus.log results/eval/tiny-llava/seed42/vanilla/forget_10.json --forcerun evaluate_split
 # 3. the vanilla fine-tune again, cancelled (scancel) after its first checkpoint: resubmitted, it resumes, and the
 #    study downstream of it reproduces the uninterrupted summary
 cancel_after_checkpoint & WATCHER=$!
 submit ok gres snakemake-cancel.log results/summary.csv --forcerun finetune_vanilla
 kill "$WATCHER" 2>/dev/null
-cp logs/finetune_vanilla/tiny-llava.log "$STATE/finetune_vanilla.resumed.log"
+cp logs/finetune_vanilla/tiny-llava/seed42.log "$STATE/finetune_vanilla.resumed.log"
 # 4. one GA unlearning job preempted on every attempt: after the profile's retries the run stops, naming the state
 echo "methods: {ga: {epochs: 20}}" >> slurm-test.yaml   # a few seconds of steps, so that each attempt is preempted
 preempt_every_attempt & WATCHER=$!
-submit fail gres snakemake-preempt.log results/models/tiny-llava/ga_multimodal_10 --forcerun unlearn
+submit fail gres snakemake-preempt.log results/models/tiny-llava/seed42/ga_multimodal_10 --forcerun unlearn
 kill "$WATCHER" 2>/dev/null
 
 sacct -X -n -P -a --starttime="$RUN_START" \

@@ -30,6 +30,7 @@ from ..eval.identity import RATIO_FREE_SPLITS  # noqa: E402
 from ..io import atomic_file, write_text_atomic  # noqa: E402
 from .compare import PRIVLEAK_ATTACK  # noqa: E402
 from .tables import MODALITIES, read_differences, read_summary, row_interval  # noqa: E402
+from .uncertainty import headline_rows  # noqa: E402
 
 FIG3_MEASURES = (("classification", "accuracy", "classification acc"), ("generation", "rougeL", "ROUGE-L"),
                  ("cloze", "accuracy", "cloze acc"))
@@ -287,7 +288,7 @@ def figure_privacy(rows: list[dict], model: str, out_stem: Path, classification_
 
 def write_figures(summary: str | Path, out_dir: str | Path, classification_metric: str = "accuracy",
                   differences: str | Path | None = None, provenance: str | Path | None = None) -> list[Path]:
-    rows = read_summary(summary)
+    rows = headline_rows(read_summary(summary))
     diffs = read_differences(differences)
     provenance = json.loads(Path(provenance).read_text()) if provenance else {}
     out_dir = Path(out_dir)

@@ -22,7 +22,7 @@ from .uncertainty import Bootstrap, ItemGroup, auc_replicates, group_seed, inter
 REFERENCE = "vanilla"
 RELATIVE_SCORE = "relative_score"  # LLaVA-Bench: a ratio of two means (eval/llava_bench.py)
 DIFFERENCE_COLUMNS = ["model", "comparison", "method", "unlearn_modality", "against", "forget_ratio", "seed",
-                      "split", "input_modality", "task", "metric", "value", "ci_low", "ci_high", "n", "excludes_zero"]
+                      "split", "input_modality", "task", "metric", "value", "ci_low", "ci_high", "n", "excludes_zero", "sd"]
 
 
 class Intervals:

@@ -116,11 +116,19 @@ def _lines(path: Path) -> Iterable[dict]:
                 raise ValueError(f"{path}:{n}: malformed sample record ({exc!r})") from None
 
 
+def eval_seed(path: str | Path) -> int | None:
+    """The seed of ``results/eval/<model>/seed<seed>/<run>/<split>.<kind>``; None for a path without one."""
+    parts = Path(path).parts
+    folder = parts[-3] if len(parts) > 2 else ""
+    return int(folder[4:]) if folder.startswith("seed") and folder[4:].isdigit() else None
+
+
 def eval_names(path: str | Path) -> tuple[str, str, str]:
-    """(model, run, split) of ``results/eval/<model>/<run>/<split>.<kind>`` (kind: json, samples.jsonl,
-    factuality.json, factuality.jsonl; split names hold no dot)."""
+    """(model, run, split) of ``results/eval/<model>/seed<seed>/<run>/<split>.<kind>`` (or without the seed
+    folder; kind: json, samples.jsonl, factuality.json, factuality.jsonl; split names hold no dot)."""
     p = Path(path)
-    return p.parts[-3] if len(p.parts) > 2 else "", p.parent.name, p.name.split(".")[0]
+    model = p.parts[-4 if eval_seed(p) is not None else -3] if len(p.parts) > 3 else ""
+    return model, p.parent.name, p.name.split(".")[0]
 
 
 def read_item_scores(samples_files: Iterable[str | Path], judged_files: Iterable[str | Path] = ()) -> ItemScores:

@@ -16,6 +16,7 @@ from typing import NamedTuple
 from ..eval import llava_bench
 from ..io import write_text_atomic
 from .compare import PRIVLEAK_ATTACK
+from .uncertainty import ACROSS_SEEDS, headline_rows
 
 SETS = ("forget", "test", "retain", "celebrity")
 MODALITIES = ("image_text", "text")
@@ -42,7 +43,7 @@ def read_differences(path: str | Path | None) -> dict[tuple, dict]:
     if path is None or not Path(path).is_file():
         return {}
     return {(r["comparison"], r["model"], run_label(r), r["forget_ratio"], r["split"], r["input_modality"],
-             r["task"], r["metric"]): r for r in read_summary(path)}
+             r["task"], r["metric"]): r for r in headline_rows(read_summary(path))}
 
 
 def run_label(r: dict) -> str:
@@ -51,6 +52,19 @@ def run_label(r: dict) -> str:
 
 def _value(row: dict | None) -> float | None:
     return float(row["value"]) if row and row["value"] != "" else None
+
+
+def seeds_note(rows: list[dict], seeds: int) -> list[str]:
+    """The Markdown line saying the table shows means over seeds (``rows`` are ``headline_rows``), or nothing."""
+    if not any(str(r["seed"]) == ACROSS_SEEDS for r in rows):
+        return []
+    return [f"**Over {seeds} seeds**: every value is the mean over the seeds, every interval the 95 % Student-t "
+            "interval of that mean over seeds (not the bootstrap over people; README \"Uncertainty\"), and * marks "
+            "a change whose interval over seeds excludes 0. Each seed's own rows are in results/summary.csv.", ""]
+
+
+def count_seeds(path: str | Path) -> int:
+    return len({r["seed"] for r in read_summary(path)} - {ACROSS_SEEDS})
 
 
 def row_interval(row: dict | None) -> tuple[float, float] | None:
@@ -125,8 +139,9 @@ def _numbers(values) -> list[str]:
 def write_tables(summary: str | Path, out_dir: str | Path, differences: str | Path | None = None) -> list[Path]:
     """One CSV and one Markdown table per model and forget ratio, plus the selectivity tables; returns the files
     written."""
-    rows = read_summary(summary)
+    rows = headline_rows(read_summary(summary))
     diffs = read_differences(differences)
+    note = seeds_note(rows, count_seeds(summary))
     out_dir = Path(out_dir)
     written = []
     for model in sorted({r["model"] for r in rows}):
@@ -148,7 +163,7 @@ def write_tables(summary: str | Path, out_dir: str | Path, differences: str | Pa
                   "Values per set, measurement and input modality (img = image+text, txt = text only), with their "
                   "95 % bootstrap interval over people in square brackets; in round brackets the change against "
                   "vanilla, * where its paired 95 % interval excludes 0 (results/differences.csv). n/s: not scored "
-                  "(no judge key).", ""]
+                  "(no judge key).", "", *note]
             for s in SETS:
                 head = [f"{label} {'img' if m == 'image_text' else 'txt'}" for _, _, label in MEASURES
                         for m in MODALITIES]
@@ -169,7 +184,7 @@ def write_tables(summary: str | Path, out_dir: str | Path, differences: str | Pa
                 md.append("")
             write_text_atomic(stem.with_suffix(".md"), "\n".join(md))
             written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
-            written += _selectivity_table(diffs, model, ratio, out_dir)
+            written += _selectivity_table(diffs, model, ratio, out_dir, note)
     return written
 
 
@@ -179,7 +194,7 @@ SELECTIVITY_MEASURES = (("classification", "accuracy"), ("classification", "accu
                         ("generation", "rougeL"))
 
 
-def _selectivity_table(diffs: dict, model: str, ratio: str, out_dir: Path) -> list[Path]:
+def _selectivity_table(diffs: dict, model: str, ratio: str, out_dir: Path, note: list[str] = ()) -> list[Path]:
     runs = sorted({k[2] for k in diffs if k[0] == "selectivity" and k[1] == model and k[3] == ratio})
     if not runs:
         return []
@@ -196,7 +211,7 @@ def _selectivity_table(diffs: dict, model: str, ratio: str, out_dir: Path) -> li
                 "margin_ci_low", "margin_ci_high", "margin_excludes_zero"])
     md = [f"## {model}, forget {ratio} %: selectivity", "",
           "Drop = vanilla minus the run (forget and retain sets), margin = forget drop - retain drop, each with its "
-          "paired 95 % bootstrap interval over people; * where the margin's interval excludes 0.", "",
+          "paired 95 % bootstrap interval over people; * where the margin's interval excludes 0.", "", *note,
           "| run | input | measure | forget drop | retain drop | margin |", "|---|---|---|---|---|---|"]
     for run in runs:
         for mod in MODALITIES:
@@ -242,7 +257,8 @@ def write_privacy_tables(summary: str | Path, out_dir: str | Path) -> list[Path]
     """Per model and forget ratio, ``<model>_forget<ratio>_privacy.{csv,md}``: one row per run, the measures
     of ``PRIVACY_MEASURES`` per input modality. Empty (CSV) / "n/s" (Markdown) where not scored, e.g. MIA AUC
     and PrivLeak without a holdout."""
-    rows = read_summary(summary)
+    rows = headline_rows(read_summary(summary))
+    note = seeds_note(rows, count_seeds(summary))
     out_dir = Path(out_dir)
     written = []
     for model in sorted({r["model"] for r in rows}):
@@ -270,7 +286,7 @@ def write_privacy_tables(summary: str | Path, out_dir: str | Path) -> list[Path]
                   "1 = members stand out, 0.5 = not detectable. PrivLeak: relative to the oracle's AUC, -100 = "
                   "as exposed as a memorising model, 0 = the oracle, > 0 = over-unlearned. NLL gap: answer NLL "
                   "minus the oracle's (< 0: still likelier than never learnt). In brackets: 95 % bootstrap intervals "
-                  "over people (README \"Uncertainty\"). n/s: not scored (README).", ""]
+                  "over people (README \"Uncertainty\"). n/s: not scored (README).", "", *note]
             for mod in MODALITIES:
                 head = [label for _, _, _, label, _ in PRIVACY_MEASURES]
                 md += [f"### {'image+text' if mod == 'image_text' else 'text-only'} input", "",
