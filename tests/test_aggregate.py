@@ -187,3 +187,14 @@ def test_item_scores_are_read_column_wise_with_the_judges_scores():
     with pytest.raises(ValueError, match="where.jsonl:2: sample record without prompt_id"):
         scores.add("m", "ga_text_5", "forget_5", [gen[0], {"task": "cloze", "input_modality": "text"}],
                    where="where.jsonl")
+
+
+def test_evaluation_paths_name_model_seed_run_and_split():
+    from mmunlearn.report.items import eval_names, eval_seed
+
+    assert eval_names("results/eval/m-1.5/seed7/ga_text_5/forget_5.samples.jsonl") == ("m-1.5", "ga_text_5", "forget_5")
+    assert eval_seed("results/eval/m-1.5/seed7/ga_text_5/forget_5.samples.jsonl") == 7
+    # the layout without a seed folder (hand-made files): the model is the run's parent
+    assert eval_names("results/eval/m/vanilla/celebrity.json") == ("m", "vanilla", "celebrity")
+    assert eval_seed("results/eval/m/vanilla/celebrity.json") is None
+    assert eval_seed("results/eval/m/seedling/vanilla/celebrity.json") is None  # a model named seed-something

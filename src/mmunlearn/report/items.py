@@ -127,7 +127,8 @@ def eval_names(path: str | Path) -> tuple[str, str, str]:
     """(model, run, split) of ``results/eval/<model>/seed<seed>/<run>/<split>.<kind>`` (or without the seed
     folder; kind: json, samples.jsonl, factuality.json, factuality.jsonl; split names hold no dot)."""
     p = Path(path)
-    model = p.parts[-4 if eval_seed(p) is not None else -3] if len(p.parts) > 3 else ""
+    at = 4 if eval_seed(p) is not None else 3  # the model folder, counted from the end
+    model = p.parts[-at] if len(p.parts) >= at else ""
     return model, p.parent.name, p.name.split(".")[0]
 
 
