@@ -30,7 +30,7 @@ from ..eval.identity import RATIO_FREE_SPLITS  # noqa: E402
 from ..io import atomic_file, write_text_atomic  # noqa: E402
 from .compare import PRIVLEAK_ATTACK  # noqa: E402
 from .tables import MODALITIES, read_differences, read_summary, row_interval  # noqa: E402
-from .uncertainty import headline_rows  # noqa: E402
+from .uncertainty import ACROSS_SEEDS, headline_rows  # noqa: E402
 
 FIG3_MEASURES = (("classification", "accuracy", "classification acc"), ("generation", "rougeL", "ROUGE-L"),
                  ("cloze", "accuracy", "cloze acc"))
@@ -113,7 +113,8 @@ def figure3(rows: list[dict], model: str, ratio: str, method: str, out_stem: Pat
                 ax.set_ylabel(label)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, bbox_to_anchor=(0.5, -0.03))
-    fig.suptitle(f"{method}: multimodal vs text-only unlearning ({model}, forget {ratio} %)")
+    fig.suptitle(f"{method}: multimodal vs text-only unlearning ({model}, forget {ratio} %); {_bars(rows)}",
+                 fontsize=10)
     fig.tight_layout(rect=(0, 0.03, 1, 0.97))
     return _save(fig, out_stem)
 
@@ -170,6 +171,13 @@ def not_scored_reasons(provenance: dict, model: str) -> dict[str, str]:
     return reasons
 
 
+def _bars(rows: list[dict]) -> str:
+    """What the error bars are: the bootstrap over people (one seed), or the t interval over seeds."""
+    if any(str(r["seed"]) == ACROSS_SEEDS for r in rows):
+        return "means over seeds, bars: 95 % t intervals over seeds"
+    return "bars: 95 % intervals"
+
+
 def figure4(rows: list[dict], model: str, out_stem: Path, classification_metric: str = "accuracy",
             differences: dict | None = None, not_scored: dict[str, str] | None = None) -> list[Path]:
     """The plot, plus its points as CSV (``<stem>_points.csv``, what ``dvc plots`` draws). ``not_scored``: why a
@@ -216,6 +224,7 @@ def figure4(rows: list[dict], model: str, out_stem: Path, classification_metric:
             ax.annotate(f"{p['forget_ratio']}%", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
         if not any(p[utility] is not None for p in points):
             reason = (not_scored or {}).get(utility, "see results/summary.provenance.json")
+            reason = reason.removeprefix("not scored: ")
             ax.text(0.5, 0.5, "not scored\n" + "\n".join(textwrap.wrap(reason, 40)), ha="center",
                     va="center", transform=ax.transAxes, fontsize=9, color="grey")
         ax.set_xlabel(f"forget {classification_metric.replace('_', ' ')} drop vs vanilla (image+text)")
@@ -227,7 +236,7 @@ def figure4(rows: list[dict], model: str, out_stem: Path, classification_metric:
         axes[j // columns][j % columns].axis("off")
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(f"Forgetting vs utility ({model}); filled: multimodal, open: text-only unlearning; "
-                 "bars: 95 % intervals", fontsize=10)
+                 f"{_bars(rows)}", fontsize=10)
     return [*_save(fig, out_stem), points_csv]
 
 
