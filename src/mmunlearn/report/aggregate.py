@@ -101,7 +101,11 @@ def write_summary(metric_files: list[str | Path], out: str | Path, provenance_ou
     report/intervals.py) from the same records and the judge's (``judged_files``)."""
     docs = load_metrics(metric_files)
     default_seed = (config or {}).get("seed", 0)
-    seed_of = lambda f: default_seed if eval_seed(f) is None else eval_seed(f)  # noqa: E731
+
+    def seed_of(path) -> int:  # a path without a seed folder (hand-made files): the config's seed
+        seed = eval_seed(path)
+        return default_seed if seed is None else seed
+
     seeds = sorted({seed_of(f) for f in [*docs, *samples_files, *judged_files]})
     boot = Bootstrap.from_config(config)
     holdout = bool((config or {}).get("study", {}).get("holdout_ratio"))

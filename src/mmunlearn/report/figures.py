@@ -30,7 +30,7 @@ from ..eval.identity import RATIO_FREE_SPLITS  # noqa: E402
 from ..io import atomic_file, write_text_atomic  # noqa: E402
 from .compare import PRIVLEAK_ATTACK  # noqa: E402
 from .tables import MODALITIES, read_differences, read_summary, row_interval  # noqa: E402
-from .uncertainty import ACROSS_SEEDS, headline_rows  # noqa: E402
+from .uncertainty import headline_rows, over_seeds  # noqa: E402
 
 FIG3_MEASURES = (("classification", "accuracy", "classification acc"), ("generation", "rougeL", "ROUGE-L"),
                  ("cloze", "accuracy", "cloze acc"))
@@ -163,17 +163,17 @@ def tradeoff_points(rows: list[dict], model: str, classification_metric: str = "
 def not_scored_reasons(provenance: dict, model: str) -> dict[str, str]:
     """Why a utility benchmark has no number for ``model``: the status of its first unscored file in the
     provenance (``results/eval/<model>/<run>/<benchmark>.<stage>.json``), per benchmark."""
-    reasons = {}
+    benchmarks, reasons = {u[0] for u in UTILITIES}, {}
     for path, status in sorted(provenance.get("not_scored", {}).items()):
-        parts = Path(path).parts
-        if model in parts and Path(path).name.split(".")[0] in {u[0] for u in UTILITIES}:
-            reasons.setdefault(Path(path).name.split(".")[0], status)
+        benchmark = Path(path).name.split(".")[0]
+        if model in Path(path).parts and benchmark in benchmarks:
+            reasons.setdefault(benchmark, status)
     return reasons
 
 
 def _bars(rows: list[dict]) -> str:
     """What the error bars are: the bootstrap over people (one seed), or the t interval over seeds."""
-    if any(str(r["seed"]) == ACROSS_SEEDS for r in rows):
+    if over_seeds(rows):
         return "means over seeds, bars: 95 % t intervals over seeds"
     return "bars: 95 % intervals"
 

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from ..eval import llava_bench
 from ..io import write_text_atomic
 from .compare import PRIVLEAK_ATTACK
-from .uncertainty import ACROSS_SEEDS, headline_rows
+from .uncertainty import ACROSS_SEEDS, headline_rows, over_seeds
 
 SETS = ("forget", "test", "retain", "celebrity")
 MODALITIES = ("image_text", "text")
@@ -54,17 +54,14 @@ def _value(row: dict | None) -> float | None:
     return float(row["value"]) if row and row["value"] != "" else None
 
 
-def seeds_note(rows: list[dict], seeds: int) -> list[str]:
-    """The Markdown line saying the table shows means over seeds (``rows`` are ``headline_rows``), or nothing."""
-    if not any(str(r["seed"]) == ACROSS_SEEDS for r in rows):
+def seeds_note(rows: list[dict]) -> list[str]:
+    """The Markdown line saying the table shows means over seeds (``rows``: all of summary.csv), or nothing."""
+    if not over_seeds(rows):
         return []
+    seeds = len({str(r["seed"]) for r in rows} - {ACROSS_SEEDS})
     return [f"**Over {seeds} seeds**: every value is the mean over the seeds, every interval the 95 % Student-t "
             "interval of that mean over seeds (not the bootstrap over people; README \"Uncertainty\"), and * marks "
             "a change whose interval over seeds excludes 0. Each seed's own rows are in results/summary.csv.", ""]
-
-
-def count_seeds(path: str | Path) -> int:
-    return len({r["seed"] for r in read_summary(path)} - {ACROSS_SEEDS})
 
 
 def row_interval(row: dict | None) -> tuple[float, float] | None:
@@ -139,9 +136,9 @@ def _numbers(values) -> list[str]:
 def write_tables(summary: str | Path, out_dir: str | Path, differences: str | Path | None = None) -> list[Path]:
     """One CSV and one Markdown table per model and forget ratio, plus the selectivity tables; returns the files
     written."""
-    rows = headline_rows(read_summary(summary))
+    every_seed = read_summary(summary)
+    rows, note = headline_rows(every_seed), seeds_note(every_seed)
     diffs = read_differences(differences)
-    note = seeds_note(rows, count_seeds(summary))
     out_dir = Path(out_dir)
     written = []
     for model in sorted({r["model"] for r in rows}):
@@ -257,8 +254,8 @@ def write_privacy_tables(summary: str | Path, out_dir: str | Path) -> list[Path]
     """Per model and forget ratio, ``<model>_forget<ratio>_privacy.{csv,md}``: one row per run, the measures
     of ``PRIVACY_MEASURES`` per input modality. Empty (CSV) / "n/s" (Markdown) where not scored, e.g. MIA AUC
     and PrivLeak without a holdout."""
-    rows = headline_rows(read_summary(summary))
-    note = seeds_note(rows, count_seeds(summary))
+    every_seed = read_summary(summary)
+    rows, note = headline_rows(every_seed), seeds_note(every_seed)
     out_dir = Path(out_dir)
     written = []
     for model in sorted({r["model"] for r in rows}):

@@ -162,7 +162,11 @@ def across_seeds(values: list[float | None], level: float) -> tuple[float, float
     return mean, sd, mean - half, mean + half
 
 
+def over_seeds(rows: list[dict]) -> bool:
+    """Whether ``rows`` (of summary.csv or differences.csv) hold rows over seeds."""
+    return any(str(r["seed"]) == ACROSS_SEEDS for r in rows)
+
+
 def headline_rows(rows: list[dict]) -> list[dict]:
     """What tables and figures show: the rows over seeds where the study has several seeds, else its one seed's."""
-    across = [r for r in rows if str(r["seed"]) == ACROSS_SEEDS]
-    return across or rows
+    return [r for r in rows if str(r["seed"]) == ACROSS_SEEDS] if over_seeds(rows) else rows
