@@ -226,10 +226,11 @@ def all_eval_outputs(kind="json"):
     for every seed."""
     if kind.startswith("factuality") and "generation" not in STUDY["tasks"]:
         return []
-    runs = [run_dir(m, seed, run, "results/eval") for m in STUDY["models"] for seed in SEEDS for run in run_names()]
+    runs = [(run_dir(m, seed, run, "results/eval"), run) for m in STUDY["models"] for seed in SEEDS
+            for run in run_names()]
     if kind.startswith("review"):  # the LLaVA-Bench reviewer's files
-        return [f"{d}/llava_bench.{kind}" for d in runs if "llava_bench" in UTILITY]
-    return [f"{d}/{split}.{kind}" for d in runs for split in eval_splits(d.rsplit("/", 1)[1])
+        return [f"{d}/llava_bench.{kind}" for d, _ in runs if "llava_bench" in UTILITY]
+    return [f"{d}/{split}.{kind}" for d, run in runs for split in eval_splits(run)
             if kind in ("json", "samples.jsonl") or split not in ("holdout", *UTILITY_SPLITS)]
 
 
@@ -295,14 +296,14 @@ def planned_jobs():
         if config["models"][m]["source"] == "tiny":
             jobs.append(PlannedJob("pretrain_tiny_base", done=done(f"results/models/{m}/base")))
         for seed in SEEDS:
-            root = f"results/models/{m}/seed{seed}"
+            model = lambda run: run_dir(m, seed, run)  # noqa: E731
             evals = lambda run: run_dir(m, seed, run, "results/eval")  # noqa: E731
-            jobs.append(PlannedJob("finetune_vanilla", None, config["finetune"]["processes"], done(f"{root}/vanilla")))
+            jobs.append(PlannedJob("finetune_vanilla", None, config["finetune"]["processes"], done(model("vanilla"))))
             for r in STUDY["forget_ratios"]:
                 jobs.append(PlannedJob("finetune_oracle", None, config["oracle"]["processes"],
-                                       done(f"{root}/oracle_{r}")))
+                                       done(model(f"oracle_{r}"))))
                 jobs += [PlannedJob("unlearn", method, config["methods"][method]["processes"],
-                                    done(f"{root}/{method}_{modality}_{r}"))
+                                    done(model(f"{method}_{modality}_{r}")))
                          for method in STUDY["methods"] for modality in STUDY["unlearn_modalities"]]
             # base and vanilla: a job per ratio split and one for the rest; every other run: one job for all its
             # splits (rules/eval.smk)
