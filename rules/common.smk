@@ -289,30 +289,32 @@ def eval_inputs(wildcards):
 
 
 def planned_jobs():
-    """Every training and evaluation job of the study (per seed), and whether its output exists already."""
+    """Every training and evaluation job of the study (per seed): its rule, method, processes, model, forget
+    ratio, an evaluation job's splits, and whether its output exists already."""
     done = lambda path: Path(path).exists()  # noqa: E731
     jobs = []
     for m in STUDY["models"]:
         if config["models"][m]["source"] == "tiny":
-            jobs.append(PlannedJob("pretrain_tiny_base", done=done(f"results/models/{m}/base")))
+            jobs.append(PlannedJob("pretrain_tiny_base", done=done(f"results/models/{m}/base"), model=m))
         for seed in SEEDS:
             model = lambda run: run_dir(m, seed, run)  # noqa: E731
             evals = lambda run: run_dir(m, seed, run, "results/eval")  # noqa: E731
-            jobs.append(PlannedJob("finetune_vanilla", None, config["finetune"]["processes"], done(model("vanilla"))))
+            jobs.append(PlannedJob("finetune_vanilla", None, config["finetune"]["processes"], done(model("vanilla")),
+                                   model=m))
             for r in STUDY["forget_ratios"]:
                 jobs.append(PlannedJob("finetune_oracle", None, config["oracle"]["processes"],
-                                       done(model(f"oracle_{r}"))))
+                                       done(model(f"oracle_{r}")), model=m, ratio=r))
                 jobs += [PlannedJob("unlearn", method, config["methods"][method]["processes"],
-                                    done(model(f"{method}_{modality}_{r}")))
+                                    done(model(f"{method}_{modality}_{r}")), model=m, ratio=r)
                          for method in STUDY["methods"] for modality in STUDY["unlearn_modalities"]]
             # base and vanilla: a job per ratio split and one for the rest; every other run: one job for all its
             # splits (rules/eval.smk)
-            jobs += [PlannedJob("evaluate", done=done(f"{evals(run)}/{split}.json"))
+            jobs += [PlannedJob("evaluate", done=done(f"{evals(run)}/{split}.json"), model=m, splits=(split,))
                      for run in ("base", "vanilla") for split in eval_splits(run) if split not in RATIO_FREE_SPLITS]
-            jobs += [PlannedJob("evaluate", units=len(ratio_free_splits()),
+            jobs += [PlannedJob("evaluate", units=len(ratio_free_splits()), model=m, splits=tuple(ratio_free_splits()),
                                 done=all(done(f"{evals(run)}/{split}.json") for split in ratio_free_splits()))
                      for run in ("base", "vanilla") if ratio_free_splits()]
-            jobs += [PlannedJob("evaluate", units=run_eval_units(),
+            jobs += [PlannedJob("evaluate", units=run_eval_units(), model=m, splits=tuple(eval_splits(run)),
                                 done=all(done(f"{evals(run)}/{split}.json") for split in eval_splits(run)))
                      for run in run_names() if run not in ("base", "vanilla")]
     return jobs

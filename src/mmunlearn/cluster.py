@@ -84,11 +84,20 @@ class PlannedJob:
     processes: int = 1
     done: bool = False  # its output exists already
     units: int = 1  # times the work its resources entry is sized for (runtime scales with it)
+    model: str | None = None
+    ratio: int | None = None  # the forget ratio of its data (oracle, unlearning), if any
+    splits: tuple[str, ...] = ()  # an evaluation job's splits (forget_10, celebrity, mmmu, ...)
 
 
-def gpu_hour_estimate(jobs: list[PlannedJob], resources: dict) -> list[dict]:
-    """Per rule (and method): GPU jobs, GPUs per job, runtime limit, and GPU-hours for the whole study and for
-    the jobs whose outputs are still missing. Runtime limits make this an upper bound."""
+def limit_minutes(job: PlannedJob, res: dict) -> float:
+    """A job's runtime limit from config: the entry's runtime times the job's units."""
+    return res["runtime"] * job.units
+
+
+def gpu_hour_estimate(jobs: list[PlannedJob], resources: dict, minutes=limit_minutes) -> list[dict]:
+    """Per rule (and method): GPU jobs, GPUs per job, the longest job's runtime, and GPU-hours for the whole study
+    and for the jobs whose outputs are still missing. ``minutes(job, resources entry)``: a job's runtime; by
+    default its limit, which makes this an upper bound (the preflight passes measured projections)."""
     rows: dict[tuple, dict] = {}
     for job in jobs:
         res = rule_resources(resources, job.rule, job.method)
@@ -96,11 +105,12 @@ def gpu_hour_estimate(jobs: list[PlannedJob], resources: dict) -> list[dict]:
         if not gpus:
             continue
         key = (job.rule, job.method)
+        run_min = minutes(job, res)
         row = rows.setdefault(key, {"rule": job.rule if job.method is None else f"{job.rule}:{job.method}",
-                                    "jobs": 0, "todo": 0, "gpus": gpus, "runtime_min": res["runtime"],
+                                    "jobs": 0, "todo": 0, "gpus": gpus, "runtime_min": run_min,
                                     "gpu_mem_gb": res.get("gpu_mem_gb"), "gpu_hours": 0.0, "todo_gpu_hours": 0.0})
-        hours = gpus * res["runtime"] * job.units / 60
-        row["runtime_min"] = max(row["runtime_min"], res["runtime"] * job.units)  # the longest job's limit
+        hours = gpus * run_min / 60
+        row["runtime_min"] = max(row["runtime_min"], run_min)  # the longest job's
         row["jobs"] += 1
         row["gpu_hours"] += hours
         if not job.done:
@@ -117,7 +127,7 @@ def format_estimate(rows: list[dict]) -> str:
              f"{'to run':>8}"]
     for r in rows:
         mem = f"{r['gpu_mem_gb']:g} GB" if r["gpu_mem_gb"] else "-"
-        lines.append(f"  {r['rule']:<22} {r['jobs']:>5} {r['todo']:>6} {r['gpus']:>4} {r['runtime_min']:>5} m "
+        lines.append(f"  {r['rule']:<22} {r['jobs']:>5} {r['todo']:>6} {r['gpus']:>4} {math.ceil(r['runtime_min']):>5} m "
                      f"{mem:>8} {r['gpu_hours']:>8.1f} {r['todo_gpu_hours']:>8.1f}")
     total = sum(r["gpu_hours"] for r in rows)
     todo = sum(r["todo_gpu_hours"] for r in rows)

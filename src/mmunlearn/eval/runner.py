@@ -11,6 +11,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..data.schema import read_benchmark_folder
 from ..data.sets import vanilla_set
@@ -84,11 +85,12 @@ def split_tasks(split: str, tasks: list[str]) -> list[str]:
     return [t for t in tasks if scored(get_task(t))]
 
 
-def evaluate_split(vlm: VisionLanguageModel, bench_root: str | Path, split: str, split_info: dict,
-                   tasks: list[str], eval_cfg: dict, training: dict | None = None) -> tuple[list[dict], list[dict], dict]:
-    """Every task x input modality on one split: per-sample records, metrics, and decode statistics.
-    ``training``: ID -> the person's fine-tuning profile (its QA pairs, name), for the tasks that score the
-    training rows (``likelihood_qa``); read from ``MLLMU-Bench/ft_Data`` when such a task runs and none is given."""
+def split_inputs(bench_root: str | Path, split: str, split_info: dict, tasks: list[str], eval_cfg: dict,
+                 training: dict | None = None) -> tuple[list[str], list, dict[str, bytes], Callable]:
+    """What ``evaluate_split`` scores on one split: its tasks, its people (with their fine-tuning rows where a task
+    scores them), the image each is shown with, and the few-shot chooser (task -> demonstration profiles).
+    ``training``: ID -> the person's fine-tuning profile; read from ``MLLMU-Bench/ft_Data`` when a task needs it
+    and none is given."""
     tasks = split_tasks(split, tasks)
     profiles, images = split_profiles(bench_root, split, split_info)
     if any(get_task(t).training_rows for t in tasks):
@@ -101,8 +103,26 @@ def evaluate_split(vlm: VisionLanguageModel, bench_root: str | Path, split: str,
         pool = set(split_info["fewshot_pool"])
         profiles = [p for p in profiles if p.id not in pool]
     full = read_benchmark_folder(Path(bench_root) / "Full_Set")[0]
-    return score_tasks(vlm, split, profiles, images, tasks, eval_cfg,
-                       lambda task: demo_profiles(split, task, split_info, full, eval_cfg))
+    return tasks, profiles, images, lambda task: demo_profiles(split, task, split_info, full, eval_cfg)
+
+
+def evaluate_split(vlm: VisionLanguageModel, bench_root: str | Path, split: str, split_info: dict,
+                   tasks: list[str], eval_cfg: dict, training: dict | None = None) -> tuple[list[dict], list[dict], dict]:
+    """Every task x input modality on one split: per-sample records, metrics, and decode statistics
+    (``split_inputs`` says what is scored)."""
+    tasks, profiles, images, fewshot = split_inputs(bench_root, split, split_info, tasks, eval_cfg, training)
+    return score_tasks(vlm, split, profiles, images, tasks, eval_cfg, fewshot)
+
+
+def task_context(vlm: VisionLanguageModel, split: str, images: dict[str, bytes], task_name: str, eval_cfg: dict,
+                 fewshot_profiles: list, seed: int = 42, options: dict | None = None) -> EvalContext:
+    """One task's evaluation settings on one split, from the model's eval config."""
+    return EvalContext(vlm=vlm, split=split, images=images, batch_size=eval_cfg["batch_size"],
+                       max_new_tokens=eval_cfg["max_new_tokens"].get(task_name, 0),  # 0: teacher-forced
+                       fewshot_profiles=fewshot_profiles, stopping_rule=eval_cfg.get("stopping_rule", True),
+                       letter_parser=eval_cfg.get("letter_parser", "first_character"),
+                       decode_from=eval_cfg.get("decode_from", "new_tokens"),
+                       reuse_prefix=eval_cfg.get("reuse_prefix", True), seed=seed, options=options or {})
 
 
 def score_tasks(vlm: VisionLanguageModel, split: str, profiles: list, images: dict[str, bytes], tasks: list[str],
@@ -114,13 +134,7 @@ def score_tasks(vlm: VisionLanguageModel, split: str, profiles: list, images: di
     samples, metrics, stats = [], [], {}
     for task_name in tasks:
         task = get_task(task_name)
-        ctx = EvalContext(vlm=vlm, split=split, images=images, batch_size=eval_cfg["batch_size"],
-                          max_new_tokens=eval_cfg["max_new_tokens"].get(task_name, 0),  # 0: teacher-forced
-                          fewshot_profiles=fewshot(task_name),
-                          stopping_rule=eval_cfg.get("stopping_rule", True),
-                          letter_parser=eval_cfg.get("letter_parser", "first_character"),
-                          decode_from=eval_cfg.get("decode_from", "new_tokens"),
-                          reuse_prefix=eval_cfg.get("reuse_prefix", True), seed=seed, options=options or {})
+        ctx = task_context(vlm, split, images, task_name, eval_cfg, fewshot(task_name), seed, options)
         for modality in task.modalities:
             t0 = time.time()
             scored = run_task(task, profiles, modality, ctx)

@@ -61,8 +61,10 @@ def _identity(path: str | Path | None) -> str | None:
 
 
 def train_config(hp: dict, seed: int) -> TrainConfig:
+    """The trainer's settings from a stage's config block, with the loss's own hyper-parameters (``LOSS_HP``)."""
     keys = TrainConfig.__dataclass_fields__
-    return TrainConfig(seed=seed, **{k: v for k, v in hp.items() if k in keys and k != "seed"})
+    return TrainConfig(seed=seed, **{k: v for k, v in hp.items() if k in keys and k not in ("seed", "hp")},
+                       hp={k: v for k, v in hp.items() if k in LOSS_HP})
 
 
 def _batching(cfg: TrainConfig) -> dict:
@@ -202,6 +204,31 @@ def import_vanilla(spec: dict, out_dir: str | Path, config: dict, seed: int) -> 
     return meta
 
 
+def unlearn_items(spec, modality: str, forget: list[Profile], retain: list[Profile], train_prompt, hp: dict,
+                  seed: int) -> dict:
+    """The training items of each data stream a method declares: ``modality`` "multimodal" asks image +
+    question (as the original), "text" the same facts as text naming the person, with no image."""
+    fmt = {"multimodal": "qa", "text": "qa_text"}[modality]
+    items = {name: build_mix(profiles, [fmt], train_prompt, seed)
+             for name, profiles in (("forget", forget), ("retain", retain)) if name in spec.streams}
+    if "forget_idk" in spec.streams:  # the same forget questions, answered "I don't know" (paired item by item)
+        items["forget_idk"] = idk_items(items["forget"], hp.get("idk_answers") or IDK_ANSWERS, seed)
+    return items
+
+
+def reference_models(spec, vlm: VisionLanguageModel, load_oracle) -> dict:
+    """The frozen models a method's loss declares: ``vanilla`` is the model being unlearned before its new LoRA
+    (a copy, not a second load), ``oracle`` is loaded by ``load_oracle()``."""
+    refs = {}
+    if "vanilla" in spec.refs:
+        refs["vanilla"] = copy.deepcopy(vlm.model)
+    if "oracle" in spec.refs:
+        refs["oracle"] = load_oracle()
+    for ref in refs.values():
+        ref.requires_grad_(False)
+    return refs
+
+
 def unlearn(method: str, modality: str, forget: list[Profile], retain: list[Profile], model_cfg: dict,
             base_source: str, vanilla_dir: str | Path, oracle_dir: str | Path | None, hp: dict,
             out_dir: str | Path, seed: int, config: dict, checkpoint_root: str | Path | None = None) -> dict:
@@ -210,26 +237,15 @@ def unlearn(method: str, modality: str, forget: list[Profile], retain: list[Prof
     spec = get_loss(method)
     torch.manual_seed(seed)
     vlm = load_model(model_cfg, base_source, vanilla_dir, dtype=hp.get("dtype"))
-    fmt = {"multimodal": "qa", "text": "qa_text"}[modality]
-    streams = {}
-    items = {name: build_mix(profiles, [fmt], vlm.family.train_prompt, seed)
-             for name, profiles in (("forget", forget), ("retain", retain)) if name in spec.streams}
-    if "forget_idk" in spec.streams:  # the same forget questions, answered "I don't know" (paired item by item)
-        items["forget_idk"] = idk_items(items["forget"], hp.get("idk_answers") or IDK_ANSWERS, seed)
-    for name, its in items.items():
-        streams[name] = encode_items(vlm, its, hp.get("append_eos", False), hp.get("max_length"))
-    refs = {}
-    if "vanilla" in spec.refs:  # the model being unlearned, before its new LoRA: a copy, not a second load
-        refs["vanilla"] = copy.deepcopy(vlm.model)
-    if "oracle" in spec.refs:
-        refs["oracle"] = load_model(model_cfg, base_source, oracle_dir, dtype=hp.get("dtype")).model
-    for ref in refs.values():
-        ref.requires_grad_(False)
+    streams = {name: encode_items(vlm, its, hp.get("append_eos", False), hp.get("max_length"))
+               for name, its in unlearn_items(spec, modality, forget, retain, vlm.family.train_prompt, hp,
+                                              seed).items()}
+    refs = reference_models(spec, vlm, lambda: load_model(model_cfg, base_source, oracle_dir,
+                                                          dtype=hp.get("dtype")).model)
     adapted = add_lora(vlm, hp["lora"], seed)
     if hp.get("gradient_checkpointing"):
         enable_gradient_checkpointing(vlm)
     cfg = train_config(hp, seed)
-    cfg.hp = {k: v for k, v in hp.items() if k in LOSS_HP}
     history = train(vlm, method, streams, cfg, refs, checkpoint_root=checkpoint_root,
                     identity={"stage": "unlearn", "modality": modality, "base": _identity(base_source),
                               "vanilla": _identity(vanilla_dir), "oracle": _identity(oracle_dir)})
