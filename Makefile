@@ -12,7 +12,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/$(TORCH_BUILD)
 SNAKEMAKE := $(BIN)/snakemake
 UV_VERSION := 0.13.9
 
-.PHONY: venv lock demo demo-seeds test test-fast test-slurm lint dryrun-paper pull push bench bench-data bench-train bench-eval bench-judge bench-demo bench-aggregate clean-demo
+.PHONY: venv lock demo demo-seeds preflight test test-fast test-slurm lint dryrun-paper pull push bench bench-data bench-train bench-eval bench-judge bench-demo bench-aggregate clean-demo
 
 $(BIN)/activate: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ demo-seeds: venv
 	$(SNAKEMAKE) --profile profiles/demo --configfile config/demo.yaml config/demo_seeds.yaml
 	$(SNAKEMAKE) --profile profiles/demo --configfile config/demo.yaml config/demo_seeds.yaml --report results/report.html
 	@echo "demo over seeds 42, 7, 3 done: results/summary.csv (seed = mean: over seeds), results/tables/, results/figures/"
+
+# What every GPU rule of the study needs, measured on this machine (README "Preflight"); on a cluster:
+#   snakemake --profile slurm results/preflight.json
+preflight: venv
+	$(SNAKEMAKE) --cores all results/preflight.json
 
 test: venv
 	set -o pipefail; $(BIN)/python -m pytest -q tests 2>&1 | tee .pytest-last.log

@@ -1,6 +1,7 @@
 # MLLMU-Bench multimodal unlearning study as one DAG. Default target: results/summary.csv.
 #   snakemake --profile profiles/demo          offline demo (synthetic data, tiny LLaVA, CPU)
 #   snakemake --profile slurm results/summary.csv   the paper's study on a SLURM cluster
+#   snakemake --profile slurm results/preflight.json  measure every GPU rule on your GPU first (README "Preflight")
 
 configfile: "config.yaml"
 
@@ -15,6 +16,7 @@ include: "rules/unlearn.smk"
 include: "rules/eval.smk"
 include: "rules/report.smk"
 include: "rules/export.smk"
+include: "rules/preflight.smk"
 
 
 rule all:

@@ -330,6 +330,55 @@ def test_tables_and_figures_from_the_summary(workdir):
     assert "summary.provenance.json" in html
 
 
+def test_preflight_measures_every_rule_and_flags_a_tight_budget(workdir):
+    """results/preflight.json on the reduced study, on CPU (host memory for GPU memory): every rule the study
+    runs measured (figures > 0), every evaluation split projected, a host-memory limit below the measured peak
+    flagged by rule name, and a suggested resources: block that validates and, merged back, changes only
+    resources:. Nothing else runs."""
+    import yaml
+    from snakemake.utils import update_config, validate
+
+    (workdir / "tight.yaml").write_text("resources:\n  unlearn:npo: {mem_mb: 100}\n")
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", "tight.yaml", "--cores", "2",
+           "results/preflight.json"]
+    result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert job_counts(result.stdout + result.stderr) == {"preflight": 1, "total": 1}
+    report = json.loads((workdir / "results/preflight.json").read_text())
+    rows = {r["key"]: r for r in report["rules"]}
+    assert set(rows) == {"pretrain_tiny_base", "finetune_vanilla", "finetune_oracle", "unlearn:ga", "unlearn:npo",
+                         "evaluate"}
+    assert report["device"]["kind"] == "cpu" and report["models"]["tiny-llava"]["weights"] == "random: tiny config"
+    for key, r in rows.items():
+        assert r["peak_host_mb"] > 0 and r["load_s"] > 0 and r["tokens_per_s"] > 0, key
+        assert r["longest_job_min"] > 0 and r["jobs"] >= 1 and r["peak_gpu_gb"] is None, key
+        assert (r["step_s"] > 0) if key != "evaluate" else all(b["batch_s"] > 0 for b in r["batches"].values())
+    # every split the study evaluates is projected, from a timed batch of every task and input modality
+    ev = rows["evaluate"]
+    assert set(ev["split_s"]) == {"forget_10", "test_10", "retain_10", "celebrity", "holdout", "mmmu", "llava_bench"}
+    assert all(v > 0 for v in ev["split_s"].values())
+    assert {k.split("/")[0] for k in ev["batches"]} == {"classification", "generation", "cloze", "likelihood",
+                                                          "likelihood_qa", "mmmu", "llava_bench"}
+    assert ev["batches"]["classification/image_text"]["split"] == "forget_10"  # the few-shot prompts
+    # the tight budget, named; nothing else flagged
+    assert [(p["rule"], p["kind"]) for p in report["problems"]] == [("unlearn:npo", "host_memory")]
+    assert report["problems"][0]["options"][0].startswith("resources.unlearn:npo.mem_mb: ")
+    # the suggestion: a config file that validates and changes only resources:
+    suggested = yaml.safe_load((workdir / "results/preflight_resources.yaml").read_text())
+    assert set(suggested) == {"resources"} and set(suggested["resources"]) == set(rows)
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    update_config(config, yaml.safe_load((workdir / "config/test.yaml").read_text()))
+    merged = yaml.safe_load(yaml.safe_dump(config))
+    update_config(merged, suggested)
+    validate(merged, str(workdir / "schemas/config.schema.yaml"), set_default=True)
+    validate(config, str(workdir / "schemas/config.schema.yaml"), set_default=True)
+    assert {k: v for k, v in merged.items() if k != "resources"} == {k: v for k, v in config.items()
+                                                                      if k != "resources"}
+    assert suggested["resources"]["unlearn:npo"]["mem_mb"] > 100
+    assert report["bill"]["device_hours_measured"] > 0
+    assert "provenance" in report and report["provenance"]["seed"] == 42
+
+
 def test_a_second_seed_adds_only_its_jobs(workdir):
     """study.seeds: a second seed fans out its own split, fine-tunes, unlearning and evaluations (the tiny base,
     seed-free, is shared); its results differ from the first seed's; the summary has a row per seed and one

@@ -1,9 +1,10 @@
 """make test-slurm's assertions, from SLURM's accounting (sacct), the Snakemake logs and the jobs' own logs.
 
-The four Snakemake runs of tests/slurm/run.sh, told apart by the job name the executor gives each run:
+The five Snakemake runs of tests/slurm/run.sh, told apart by the job name the executor gives each run:
 1. study     the reduced study: every cluster job completed, except the oracle fine-tune's first attempt, which
              ran past its 1-minute limit (TIMEOUT) and was resubmitted with a larger one that it completed in;
 2. gpu_form  one evaluation with the other GPU request form;
+   preflight the preflight, a GPU job: its report measures every rule of the reduced study;
 3. cancel    the vanilla fine-tune cancelled (scancel) after a checkpoint: sacct says "CANCELLED by 0", the run
              resubmitted it with more time, it resumed from its checkpoint, and the summary equals run 1's;
 4. preempt   a GA unlearning job preempted on every attempt: three PREEMPTED attempts asking for more each time,
@@ -19,7 +20,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-GPU_RULES = {"finetune_vanilla", "finetune_oracle", "unlearn", "evaluate", "evaluate_split", "evaluate_ratio_free"}
+GPU_RULES = {"finetune_vanilla", "finetune_oracle", "unlearn", "evaluate", "evaluate_split", "evaluate_ratio_free",
+             "preflight"}
 CPU_RULES = {"pretrain_tiny_base"}
 LOCAL_RULES = {"prepare_data", "prepare_utility", "validate_data", "make_split", "judge", "review_llava_bench",
                "aggregate", "tables", "figures"}
@@ -30,6 +32,7 @@ COMPLETED = {
     "study": {"pretrain_tiny_base": 1, "finetune_vanilla": 1, "finetune_oracle": 1, "unlearn": 2, "evaluate": 3,
               "evaluate_split": 2, "evaluate_ratio_free": 2},
     "gpu_form": {"evaluate_split": 1},
+    "preflight": {"preflight": 1},
     "cancel": {"finetune_vanilla": 1, "unlearn": 2, "evaluate": 2, "evaluate_split": 1, "evaluate_ratio_free": 1},
     "preempt": {},
 }
@@ -82,6 +85,25 @@ def check_submission(job: dict, failures: list) -> None:
 
 def attempts(jobs: list[dict], rule: str) -> list[dict]:
     return [j for j in jobs if j["rule"] == rule]
+
+
+PREFLIGHT_RULES = {"pretrain_tiny_base", "finetune_vanilla", "finetune_oracle", "unlearn:ga", "unlearn:npo", "evaluate"}
+
+
+def check_preflight(workdir: Path, failures: list) -> None:
+    """The preflight job's report: every rule of the reduced study measured, its log names its SLURM job."""
+    import json
+
+    report = json.loads((workdir / "results/preflight.json").read_text())
+    keys = {r["key"] for r in report["rules"]}
+    measured = all(r["peak_host_mb"] > 0 and r["tokens_per_s"] > 0 and r["longest_job_min"] > 0
+                   for r in report["rules"])
+    print("preflight rules:", sorted(keys), "measured" if measured else "NOT measured")
+    if keys != PREFLIGHT_RULES or not measured:
+        failures.append(f"preflight: rules {sorted(keys)} (expected {sorted(PREFLIGHT_RULES)}), measured: {measured}")
+    text = (workdir / "logs/preflight.log").read_text()
+    if not re.search(r"SLURM job \d+", text):
+        failures.append(f"logs/preflight.log: no SLURM job id:\n{text[:400]}")
 
 
 def check_faults(runs: dict, workdir: Path, state_dir: Path, failures: list) -> None:
@@ -157,7 +179,7 @@ def main(sacct_file: str, workdir: str, state_dir: str) -> int:
         done = Counter(j["rule"] for j in run_jobs if j["state"] == "COMPLETED")
         if dict(done) != COMPLETED[run]:
             failures.append(f"run {run}: completed jobs per rule {dict(done)}, expected {COMPLETED[run]}")
-    expected_other = {"study": {"TIMEOUT"}, "gpu_form": set(), "cancel": {"CANCELLED"}, "preempt": {"PREEMPTED"}}
+    expected_other = {"study": {"TIMEOUT"}, "gpu_form": set(), "preflight": set(), "cancel": {"CANCELLED"}, "preempt": {"PREEMPTED"}}
     for run, run_jobs in runs.items():
         other = {j["state"].split()[0] for j in run_jobs if j["state"] != "COMPLETED"}
         if not other <= expected_other[run]:
@@ -166,6 +188,7 @@ def main(sacct_file: str, workdir: str, state_dir: str) -> int:
         failures.append(f"GPU request forms seen {dict(forms)}: expected both --gres=gpu:1 and --gpus=1")
     if len(runs) == len(RUNS):
         check_faults(runs, workdir, state_dir, failures)
+    check_preflight(workdir, failures)
     logs = list(Path(workdir, "logs", "evaluate").rglob("*.log")) + list(Path(workdir, "logs", "unlearn").glob("*.log"))
     for log in logs:
         text = log.read_text()

@@ -186,6 +186,8 @@ submit ok gres snakemake.log results/summary.csv
 cp results/summary.csv "$STATE/summary.uninterrupted.csv"
 # 2. one evaluation again with the other GPU request form (--gpus=N)
 submit ok gpu snakemake-gpus.log results/eval/tiny-llava/seed42/vanilla/forget_10.json --forcerun evaluate_split
+# 2b. the preflight, a GPU job: measures every rule of the reduced study (README "Preflight")
+submit ok gres snakemake-preflight.log results/preflight.json
 # 3. the vanilla fine-tune again, cancelled (scancel) after its first checkpoint: resubmitted, it resumes, and the
 #    study downstream of it reproduces the uninterrupted summary
 cancel_after_checkpoint & WATCHER=$!
