@@ -45,9 +45,10 @@ def test_evaluation_projection_from_batches():
                               {"generation/image_text": 2.0, "cloze/text": 9.0}, 16) == pytest.approx(6.0)
     with pytest.raises(ValueError, match="cloze/text"):
         plan.split_seconds({"cloze/text": 5}, {}, 16)
-    measured = {("m", "evaluate"): {"load_s": 60.0, "split_s": {"forget_5": 120.0, "celebrity": 60.0}}}
+    measured = {("m", "evaluate"): {"startup_s": 15.0, "load_s": 45.0,
+                                    "split_s": {"forget_5": 120.0, "celebrity": 60.0}}}
     job = PlannedJob("evaluate", model="m", units=2, splits=("forget_5", "celebrity"))
-    assert plan.job_minutes(job, measured, {}) == pytest.approx(4.0)
+    assert plan.job_minutes(job, measured, {}) == pytest.approx(4.0)  # (15 + 45 + 120 + 60) s
     assert plan.job_minutes(PlannedJob("evaluate", model="other", splits=("forget_5",)), measured, {}) is None
     rows = plan.rule_rows([job, PlannedJob("evaluate", model="m", splits=("forget_5",))], measured, {})
     # the longest job 4 min over 2 splits (2 per split); the one-split job 3 min: 3 per split is the longest
@@ -175,6 +176,15 @@ def test_meter_sees_a_host_allocation_and_its_time():
         del block
     assert busy.peak_host_mb - idle.peak_host_mb > 200
     assert busy.seconds > 0 and busy.peak_gpu_gb is None
+
+
+def test_process_age_is_the_time_since_the_process_started():
+    import subprocess
+    import sys
+
+    code = "import time; time.sleep(0.6); from mmunlearn.preflight.measure import process_age_s; print(process_age_s())"
+    age = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert 0.6 <= age < 30
 
 
 def test_token_counter_counts_every_forward():

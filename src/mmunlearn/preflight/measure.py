@@ -43,6 +43,18 @@ def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
 
 
+def process_age_s() -> float:
+    """Seconds since this process started (Linux /proc; 0 elsewhere): called after a job script's imports, the
+    start-up every job of the study pays before it loads a model."""
+    try:
+        with open("/proc/self/stat") as f:
+            started = int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime") as f:
+            return max(0.0, float(f.read().split()[0]) - started)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 class Meter:
     """Peak memory and wall time of a block: the accelerator's (torch's allocator peak of reserved memory, reset
     on entry: what an out-of-memory error is decided on) and the host's (this process's resident set, sampled
@@ -197,10 +209,14 @@ def _longest(items: list, batch_size: int, key) -> list[int]:
 
 def probe_training(source: ModelSource, method: str, stream_items: dict[str, list], hp: dict, seed: int,
                    steps: int, lora: bool = True) -> dict:
-    """A few optimiser steps of one training rule on its longest batch: the model loaded as the study loads it,
-    the method's frozen references, LoRA (``lora=False``: a full fine-tune, the tiny base's pre-training) and
-    gradient checkpointing as configured, one warm-up step, then ``steps`` timed steps. ``stream_items``: the
-    job's training items per data stream; each stream's ``batch_size`` longest (by tokens) make the batch."""
+    """A few optimiser steps of one training rule: the model loaded as the study loads it, the method's frozen
+    references, LoRA (``lora=False``: a full fine-tune, the tiny base's pre-training) and gradient checkpointing
+    as configured. ``stream_items``: the job's training items per data stream. One warm-up step, then ``steps``
+    steps on the longest batch (each stream's ``batch_size`` longest items by tokens: the memory peak), then
+    ``steps`` steps drawn as the job draws them (the config's batching, from a seeded sample of the items: the
+    time per step the projection uses; the longest batch's is reported beside it)."""
+    import random
+
     from ..train.losses import get_loss
     from ..train.stages import add_lora, enable_gradient_checkpointing, encode_items, reference_models, train_config
     from ..train.trainer import train
@@ -213,36 +229,45 @@ def probe_training(source: ModelSource, method: str, stream_items: dict[str, lis
         vlm = source.load()
         load_s = synchronized_time(device) - t0
         model_gb = torch.cuda.memory_allocated() / GB if device.type == "cuda" else None
-        probe = {}
+        longest, typical = {}, {}
+        rng = random.Random(seed)
+
+        def encode(items):
+            return encode_items(vlm, items, hp.get("append_eos", False), hp.get("max_length"))
+
         for s in (s for s in spec.streams if s not in spec.paired):
             items = stream_items[s]
             # candidates by characters (an item's images are the same in a stream), then the longest by tokens
             short = _longest(items, 4 * batch, lambda it: len(it.prompt) + len(it.answer))
-            encoded = encode_items(vlm, [items[i] for i in short], hp.get("append_eos", False), hp.get("max_length"))
-            chosen = _longest(encoded, batch, lambda e: len(e.input_ids))
-            probe[s] = [encoded[i] for i in chosen]
+            encoded = encode([items[i] for i in short])
+            chosen = [short[i] for i in _longest(encoded, batch, lambda e: len(e.input_ids))]
+            sample = sorted(rng.sample(range(len(items)), min(len(items), 2 * steps * batch)))
+            longest[s], typical[s] = encode([items[i] for i in chosen]), encode([items[i] for i in sample])
             for paired, lead in spec.paired.items():  # the same items' pairs (IdkPO's "I don't know" answers)
                 if lead == s:
-                    probe[paired] = encode_items(vlm, [stream_items[paired][short[i]] for i in chosen],
-                                                 hp.get("append_eos", False), hp.get("max_length"))
+                    longest[paired] = encode([stream_items[paired][i] for i in chosen])
+                    typical[paired] = encode([stream_items[paired][i] for i in sample])
         refs = reference_models(spec, vlm, lambda: source.load().model)
         if lora:
             add_lora(vlm, hp["lora"], seed)
         if hp.get("gradient_checkpointing"):
             enable_gradient_checkpointing(vlm)
         cfg = dataclasses.replace(train_config(hp, seed), log_every=10 ** 9, checkpoint_every=None,
-                                  group_by_length=False, epochs=steps + 1)
-        train(vlm, method, probe, dataclasses.replace(cfg, max_steps=1), refs)  # warm-up: kernels, allocator
-        counter = TokenCounter(vlm.model)
-        t0 = synchronized_time(device)
-        train(vlm, method, probe, dataclasses.replace(cfg, max_steps=steps), refs)
-        seconds = synchronized_time(device) - t0
-        tokens = counter.close()
+                                  epochs=steps + 1)
+        train(vlm, method, longest, dataclasses.replace(cfg, max_steps=1), refs)  # warm-up: kernels, allocator
+        timed = {}
+        for name, streams in (("longest", longest), ("typical", typical)):
+            counter = TokenCounter(vlm.model)
+            t0 = synchronized_time(device)
+            train(vlm, method, streams, dataclasses.replace(cfg, max_steps=steps), refs)
+            timed[name] = (synchronized_time(device) - t0, counter.close())
     del vlm, refs
     gc.collect()
+    (seconds, tokens), (worst, _) = timed["typical"], timed["longest"]
     return {"peak_gpu_gb": whole.peak_gpu_gb, "peak_host_mb": whole.peak_host_mb, "model_gb": model_gb,
-            "load_s": load_s, "step_s": seconds / steps, "tokens_per_s": tokens / seconds,
-            "batch_tokens": {s: sum(len(e.input_ids) for e in items) for s, items in probe.items()},
+            "load_s": load_s, "step_s": seconds / steps, "step_s_longest": worst / steps,
+            "tokens_per_s": tokens / seconds,
+            "longest_batch_tokens": {s: sum(len(e.input_ids) for e in items) for s, items in longest.items()},
             "steps_measured": steps, "gradient_checkpointing": bool(hp.get("gradient_checkpointing"))}
 
 

@@ -5,8 +5,9 @@ measuring is preflight/measure.py's.
 
 A measurement (one per model and rule key: ``pretrain_tiny_base``, ``finetune_vanilla``, ``finetune_oracle``,
 ``unlearn:<method>``, ``evaluate``) holds ``peak_gpu_gb`` (None without a GPU), ``peak_host_mb``, ``model_gb``
-(accelerator memory of the loaded weights; None on CPU), ``load_s`` and, for training, ``step_s``; for
-``evaluate``, ``split_s`` (seconds per split of the study, from the measured batch times).
+(accelerator memory of the loaded weights; None on CPU), ``startup_s`` (a job's interpreter start and imports),
+``load_s`` and, for training, ``step_s``; for ``evaluate``, ``split_s`` (seconds per split of the study, from the
+measured batch times). A job's own reading and tokenising of its data is not in the projections.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def resource_key(rule: str, method: str | None = None) -> str:
 
 
 def training_minutes(load_s: float, step_s: float, steps: int, processes: int = 1) -> float:
-    """A training job's runtime: loading, then its optimiser steps at the measured time per step. ``steps`` is
+    """A training job's runtime: start-up and loading (``load_s``), then its micro-steps at the measured time per step. ``steps`` is
     the whole plan's count; ``processes`` data-parallel processes share it (each runs steps / processes at the
     same per-process batch; their gradient all-reduce is not in the measurement)."""
     return (load_s + math.ceil(steps / max(1, processes)) * step_s) / 60
@@ -48,10 +49,11 @@ def job_minutes(job: PlannedJob, measured: dict, steps: dict) -> float | None:
     m = measured.get((job.model, resource_key(job.rule, job.method)))
     if m is None:
         return None
+    start = m.get("startup_s", 0.0) + m["load_s"]
     if job.rule == "evaluate":
-        return (m["load_s"] + sum(m["split_s"][s] for s in job.splits)) / 60
-    return training_minutes(m["load_s"], m["step_s"], steps[(job.model, resource_key(job.rule, job.method),
-                                                               job.ratio)], job.processes)
+        return (start + sum(m["split_s"][s] for s in job.splits)) / 60
+    return training_minutes(start, m["step_s"], steps[(job.model, resource_key(job.rule, job.method), job.ratio)],
+                            job.processes)
 
 
 def _round_up(value: float, step: float) -> float:

@@ -109,8 +109,9 @@ def probe_split_names(splits: list[EvalSplit], ratios: list[int]) -> dict[str, s
 
 
 def run_preflight(config: dict, jobs: list[PlannedJob], data_root: str, facts: dict, split_infos: dict[int, dict],
-                  model_cfgs: dict, base_sources: dict, eval_cfgs: dict, seed: int) -> dict:
-    """Measure the selected models and rules (config ``preflight``) and build the report."""
+                  model_cfgs: dict, base_sources: dict, eval_cfgs: dict, seed: int, startup_s: float = 0.0) -> dict:
+    """Measure the selected models and rules (config ``preflight``) and build the report. ``startup_s``: what a
+    job pays before its model load (interpreter, imports), added to every projected job."""
     settings = config.get("preflight") or {}
     steps_measured = int(settings.get("steps", 3))
     headroom = {**plan.HEADROOM, **(settings.get("headroom") or {})}
@@ -157,7 +158,8 @@ def run_preflight(config: dict, jobs: list[PlannedJob], data_root: str, facts: d
                             if any(get_task(t).training_rows for t in config["study"]["tasks"]) else None)
                 splits = [data.eval_split(s, eval_cfgs[name], training) for s in wanted]
                 m = probe_evaluation(source, splits, probe_split_names(splits, ratios), eval_cfgs[name], seed)
-            measured[(name, key)] = {"rule": rule, "method": method or None, "block": _block(name, rule, method), **m}
+            measured[(name, key)] = {"rule": rule, "method": method or None, "block": _block(name, rule, method),
+                                     "startup_s": startup_s, **m}
     rows = plan.rule_rows(jobs, measured, steps)
     device = device_description()
     problems = []
@@ -169,6 +171,7 @@ def run_preflight(config: dict, jobs: list[PlannedJob], data_root: str, facts: d
                                      device["memory_gb"])
         problems += row["problems"]
     return {"device": device, "models": sources, "headroom": headroom, "steps_measured": steps_measured,
+            "startup_s": startup_s,
             "rules": rows, "problems": problems, "suggested": plan.suggest(rows, headroom),
             "bill": plan.bill(jobs, config["resources"], measured, steps),
             "training_steps": [{"model": m, "key": k, "ratio": r, "steps": n} for (m, k, r), n in steps.items()]}
