@@ -320,6 +320,14 @@ def planned_jobs():
     return jobs
 
 
+def preflight_jobs():
+    """The study's planned jobs for the preflight, without whether they are done (a param: finished jobs must
+    not rerun it)."""
+    import dataclasses
+
+    return [{**dataclasses.asdict(j), "done": False, "splits": list(j.splits)} for j in planned_jobs()]
+
+
 # The study's GPU bill, before anything is submitted (also on `snakemake -n`); cluster jobs stay quiet.
 if workflow.is_main_process:
     _estimate = gpu_hour_estimate(planned_jobs(), RESOURCES)

@@ -4,13 +4,6 @@
 # It reads the data and one seed's split files, as the jobs it stands for.
 
 
-def preflight_jobs():
-    """The study's planned jobs, without whether they are done (a param: finished jobs must not rerun it)."""
-    import dataclasses
-
-    return [{**dataclasses.asdict(j), "done": False, "splits": list(j.splits)} for j in planned_jobs()]
-
-
 rule preflight:
     input:
         data=DATA_ROOT,

@@ -27,9 +27,9 @@ def resource_key(rule: str, method: str | None = None) -> str:
 
 
 def training_minutes(load_s: float, step_s: float, steps: int, processes: int = 1) -> float:
-    """A training job's runtime: start-up and loading (``load_s``), then its micro-steps at the measured time per step. ``steps`` is
-    the whole plan's count; ``processes`` data-parallel processes share it (each runs steps / processes at the
-    same per-process batch; their gradient all-reduce is not in the measurement)."""
+    """A training job's runtime: start-up and loading (``load_s``), then its micro-steps at the measured time
+    per step. ``steps`` is the whole plan's count; ``processes`` data-parallel processes share it (each runs
+    steps / processes at the same per-process batch; their gradient all-reduce is not in the measurement)."""
     return (load_s + math.ceil(steps / max(1, processes)) * step_s) / 60
 
 
