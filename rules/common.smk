@@ -17,6 +17,7 @@ from mmunlearn.cluster import (PlannedJob, format_estimate, gpu_hour_estimate, h
                                scheduler_resources)
 from mmunlearn.eval.identity import RATIO_FREE_SPLITS, UTILITY_SPLITS, split_parts
 from mmunlearn.eval.tasks import TASKS
+from mmunlearn.models.registry import family
 from mmunlearn.slurm_states import install as normalise_slurm_states
 from mmunlearn.train.losses import LOSSES, get_loss
 
@@ -41,6 +42,9 @@ def _check_study():
             raise ValueError(f"config: study.models names '{m}', which has no entry under 'models:'")
         if config["models"][m]["source"] == "tiny" and "pretrain" not in config["models"][m]:
             raise ValueError(f"config: models.{m} is tiny but has no 'pretrain' block")
+        if eval_config(m)["decode_from"] == "sequence" and family(config["models"][m]["family"]).chat is not None:
+            raise ValueError(f"config: models.{m}.eval.decode_from is 'sequence', which reads the answer past "
+                             "'ASSISTANT:'; its family's chat template has none: set it to new_tokens")
     for method in STUDY["methods"]:
         if method not in LOSSES:
             raise ValueError(f"config: study.methods names unknown method '{method}'; known: {sorted(LOSSES)}")
@@ -62,8 +66,6 @@ def _check_study():
         if name not in config["eval"]["max_new_tokens"]:
             raise ValueError(f"config: eval.max_new_tokens has no entry for the utility task '{name}'")
 
-
-_check_study()
 
 
 def code_version(*paths):
@@ -92,6 +94,9 @@ def eval_config(model):
     for key, value in config["models"][model].get("eval", {}).items():
         cfg[key] = {**cfg[key], **value} if isinstance(value, dict) else value
     return cfg
+
+
+_check_study()  # after eval_config, which it reads
 
 
 def split_fewshot():

@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from conftest import copy_workflow
@@ -92,6 +93,28 @@ def test_the_paper_dry_run_submits_gpu_rules_with_gpus(tmp_path):
     assert "runtime=1080" in resources["evaluate"]  # one job for the run's 4 splits, MMMU, LLaVA-Bench: 6 x 180 min
     for rule in ("fetch_model", "prepare_data", "prepare_utility", "validate_data", "make_split"):  # localrules
         assert "slurm" not in resources[rule] and "gpu" not in resources[rule]
+
+
+def test_qwen2_5_vl_added_to_the_paper_study_lists_its_jobs_and_gpu_hours(tmp_path):
+    """study.models with Qwen2.5-VL-7B beside the paper's two: a third of the GPU jobs and GPU-hours more, its
+    jobs in the DAG; a chat-template family with the original's whole-sequence decode is refused by name."""
+    wd = copy_workflow(tmp_path)
+    (wd / "qwen.yaml").write_text("study: {models: [llava-1.5-7b, idefics2-8b, qwen2.5-vl-7b]}\n")
+    target = "results/eval/qwen2.5-vl-7b/seed42/kl_min_multimodal_10/forget_10.json"
+    out = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "-n", "--configfile", "config.yaml",
+                          "qwen.yaml", "--", target], cwd=wd, capture_output=True, text=True, timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    rows = {line.split()[0]: line.split() for line in text.split("GPU-hour estimate")[1].splitlines()[2:11]}
+    assert rows["finetune_vanilla"][1] == "3" and rows["unlearn:kl_min"][1] == "18" and rows["evaluate"][1] == "141"
+    assert rows["total"][1] == "225" and float(rows["total"][-2]) == pytest.approx(1296.0 * 3 / 2)
+    assert "results/models/qwen2.5-vl-7b/seed42/kl_min_multimodal_10" in text and "hub.json" in text
+    (wd / "qwen.yaml").write_text("study: {models: [qwen2.5-vl-7b]}\nmodels: {qwen2.5-vl-7b: {eval: "
+                                  "{decode_from: sequence}}}\n")
+    out = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "-n", "--configfile", "config.yaml",
+                          "qwen.yaml", "--", target], cwd=wd, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert "models.qwen2.5-vl-7b.eval.decode_from is 'sequence'" in out.stdout + out.stderr
 
 
 def test_hub_environment_is_offline_only_inside_cluster_jobs():

@@ -223,6 +223,13 @@ def test_a_hub_model_without_cache_gets_the_built_in_architecture(tmp_path, monk
     vlm = source.load()
     assert sum(p.numel() for p in vlm.model.parameters()) == pytest.approx(7.06e9, rel=0.01)
     assert vlm.model.dtype == torch.bfloat16 and vlm.image_tokens == 576
+    # Qwen2.5-VL-7B (issue 20): 8.29 B parameters, its image tokens sized by the configured pixel bounds
+    qwen = {"family": "qwen2_5_vl", "source": "hub", "hub_id": "Qwen/Qwen2.5-VL-7B-Instruct", "revision": None,
+            "dtype": "bfloat16", "processor": {"min_pixels": 50176, "max_pixels": 451584}}
+    source = model_source("qwen2.5-vl-7b", qwen, qwen["hub_id"], lambda: text, 0)
+    vlm = source.load()
+    assert sum(p.numel() for p in vlm.model.parameters()) == pytest.approx(8.29e9, rel=0.01)
+    assert vlm.image_policy == {"min_pixels": 50176, "max_pixels": 451584, "patch_size": 14, "merge_size": 2}
     with pytest.raises(ValueError, match="models.other: neither weights nor a config.json of org/unknown"):
         model_source("other", {**cfg, "hub_id": "org/unknown"}, "org/unknown", lambda: text, 0)
 

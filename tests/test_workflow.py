@@ -165,20 +165,64 @@ IDEFICS2 = """models:
 """
 
 
-def test_idefics2_runs_through_the_same_dag(workdir):
-    """The paper's second model family: pre-train (tiny), fine-tune with its chat-template prompt, unlearn and
-    evaluate with one- and two-image prompts through the same rules."""
-    (workdir / "idefics2.yaml").write_text(IDEFICS2)
-    targets = [f"results/eval/tiny-idefics2/seed42/{run}/{split}.json" for run in ("vanilla", "ga_multimodal_10")
-               for split in ("forget_10", "test_10")]
-    cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", "idefics2.yaml", "--cores", "2",
+def run_family(workdir, model: str, model_yaml: str, targets: list[str]) -> dict:
+    """Build ``targets`` of another model family's tiny version (its config merged over the test study's); its
+    vanilla run.json."""
+    (workdir / f"{model}.yaml").write_text(model_yaml)
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/test.yaml", f"{model}.yaml", "--cores", "2",
            *targets]
     result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    run = json.loads((workdir / "results/models/tiny-idefics2/seed42/vanilla/run.json").read_text())
+    return json.loads((workdir / f"results/models/{model}/seed42/vanilla/run.json").read_text())
+
+
+def test_idefics2_runs_through_the_same_dag(workdir):
+    """The paper's second model family: pre-train (tiny), fine-tune with its chat-template prompt, unlearn and
+    evaluate with one- and two-image prompts through the same rules."""
+    targets = [f"results/eval/tiny-idefics2/seed42/{run}/{split}.json" for run in ("vanilla", "ga_multimodal_10")
+               for split in ("forget_10", "test_10")]
+    run = run_family(workdir, "tiny-idefics2", IDEFICS2, targets)
     assert run["lora_modules"] and all(m.startswith("model.text_model.") for m in run["lora_modules"])
     metrics = json.loads((workdir / targets[-1]).read_text())
     assert {r["input_modality"] for r in metrics["results"]} == {"image_text", "text"}
+
+
+QWEN = """
+models:
+  tiny-qwen:
+    family: qwen2_5_vl
+    source: tiny
+    dtype: float32
+    tiny: {vocab_size: 400, image_size: 16, patch_size: 4, vision_hidden: 16, vision_layers: 2, vision_heads: 2,
+           hidden: 32, intermediate: 64, layers: 2, heads: 2, max_positions: 1024}
+    processor: {min_pixels: 64, max_pixels: 1024}
+    pretrain: {lr: 1.0e-3, epochs: 1, max_steps: 4, batch_size: 16, append_eos: true, formats: [qa, mcq_text]}
+    eval: {decode_from: new_tokens}
+"""
+
+
+def test_qwen2_5_vl_runs_through_the_same_dag(workdir):
+    """Issue 20's family: pre-train (tiny), fine-tune in its chat template, unlearn with every method and variant
+    of the reduced study, and evaluate every task in both input modalities through the same rules; LoRA on the
+    language model only; the image size policy in the provenance; the few-shot prefix not reused, with the reason
+    in the log."""
+    runs = ("vanilla", "ga_multimodal_10", "ga_text_10", "npo_multimodal_10", "npo_text_10")
+    targets = [f"results/eval/tiny-qwen/seed42/{run}/forget_10.json" for run in runs]
+    targets.append("results/eval/tiny-qwen/seed42/vanilla/celebrity.json")
+    run = run_family(workdir, "tiny-qwen", QWEN, targets)
+    assert run["lora_modules"] and all(m.startswith("model.language_model.layers.") for m in run["lora_modules"])
+    policy = {"min_pixels": 64, "max_pixels": 1024, "patch_size": 4, "merge_size": 2}
+    assert run["image_policy"] == policy
+    metrics = json.loads((workdir / targets[0]).read_text())  # vanilla on forget_10: every task scored
+    assert metrics["provenance"]["image_policy"] == policy
+    assert {(r["task"], r["input_modality"]) for r in metrics["results"]} == {
+        (t, m) for t in ("classification", "generation", "cloze", "likelihood", "likelihood_qa")
+        for m in ("image_text", "text")}
+    assert all(r["n"] > 0 for r in metrics["results"])
+    log = (workdir / "logs/evaluate/tiny-qwen/seed42/vanilla/forget_10.log").read_text()
+    assert "few-shot prefix not reused for qwen2_5_vl: multimodal rotary positions" in log
+    for target in targets[1:]:
+        assert all(r["n"] > 0 for r in json.loads((workdir / target).read_text())["results"]), target
 
 
 def test_merged_export_is_explicit_and_equivalent(workdir, monkeypatch):

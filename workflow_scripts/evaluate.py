@@ -39,4 +39,4 @@ for samples_path in [p for p in smk.output if p.endswith(".samples.jsonl")]:
         **identity, "results": metrics, "decode": decode_stats, **benchmark_breakdown(split_name, samples),
         "provenance": provenance(resolved_config(smk), seed=smk.params.seed, dtype=str(vlm.model.dtype),
                                  effective_batch_size=smk.params.eval_cfg["batch_size"], device=str(vlm.device),
-                                 adapter_sha256=adapter_sha256)})
+                                 adapter_sha256=adapter_sha256, image_policy=vlm.image_policy)})

@@ -219,9 +219,11 @@ def grouped_continuation_logliks(vlm: VisionLanguageModel, groups: list[list[Enc
     option prefilling the whole prompt again (4 options: ~4x fewer prompt tokens). The shared prompts are
     right-padded; a continuation row attends to its prompt's real tokens only and takes the position ids that
     follow them, so every score is the one of scoring the item whole (tested equal in float64). A group whose
-    items show different images, or share no token, is scored whole."""
+    items show different images, or share no token, or a family that cannot continue a cache
+    (``Family.no_cache_reuse``), is scored whole."""
     out: list[list[float]] = [[0.0] * len(g) for g in groups]
-    shared = [_shared_length(g) if len({e.images for e in g}) == 1 else 0 for g in groups]
+    reuse = vlm.family.no_cache_reuse is None  # Qwen2.5-VL: position ids over the whole sequence (registry.py)
+    shared = [_shared_length(g) if reuse and len({e.images for e in g}) == 1 else 0 for g in groups]
     whole = [i for i, n in enumerate(shared) if n == 0]
     if whole:
         flat = [(i, j) for i in whole for j in range(len(groups[i]))]

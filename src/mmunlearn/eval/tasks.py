@@ -110,7 +110,7 @@ def prepare(task: Task, profiles: list[Profile], modality: str, ctx: EvalContext
                                 "question": q["question"] if isinstance(q, dict) else q.question,
                                 "gold": task.gold(q)})
             out.questions.append(q)
-            out.prompts.append(task.prompt(q, with_image, fewshot))
+            out.prompts.append(ctx.vlm.render(task.prompt(q, with_image, fewshot)))  # in the family's chat template
             out.images.append(demo_images + (task.images_of(q) if task.images_of else image))
     return out
 
@@ -161,7 +161,10 @@ def run_task(task: Task, profiles: list[Profile], modality: str, ctx: EvalContex
     check_context(ctx.vlm, items, ctx.max_new_tokens, f"{ctx.split}/{task.name}/{modality}",
                   [r["prompt_id"] for r in prep.records])
     prefix = None
-    if ctx.reuse_prefix and prep.prefix:
+    if ctx.reuse_prefix and prep.prefix and ctx.vlm.family.no_cache_reuse:
+        log.info("%s/%s: few-shot prefix not reused for %s: %s", ctx.split, task.name, ctx.vlm.family.name,
+                 ctx.vlm.family.no_cache_reuse)
+    elif ctx.reuse_prefix and prep.prefix:
         prefix = ctx.vlm.encode(prep.prefix, images=prep.prefix_images)
         if not shares_prefix(items, prefix):
             log.warning("%s/%s: the few-shot block tokenises differently inside prompts; not reusing it",
@@ -195,7 +198,7 @@ def _option_loglik(records: list[dict], questions: list[tuple[MCQuestion, tuple]
     recorded raw as ``truth_ratio_raw`` for the forget-quality test in aggregation): eval/privacy.py."""
     groups = []
     for q, image in questions:
-        qa = prompts.qa_prompt(q.question, bool(image))  # LLaVA-style for every family, as eval.py
+        qa = ctx.vlm.render(prompts.qa_prompt(q.question, bool(image)))  # LLaVA's wording for every family, as eval.py
         groups.append([ctx.vlm.encode(qa, " " + q.options[k], images=image) for k in q.options])
     for rec, (q, _), group, scores in zip(records, questions, groups,
                                           grouped_continuation_logliks(ctx.vlm, groups, ctx.batch_size)):
@@ -279,7 +282,8 @@ def _score_answers(records: list[dict], items: list[Encoded], answers: list[str]
 
 def _generation_answers(records: list[dict], questions: list[tuple[OpenQuestion, tuple]], ctx: EvalContext) -> None:
     """``likelihood``: the generation questions' ground-truth answers after the generation prompt (zero-shot)."""
-    items = [ctx.vlm.encode(prompts.generation_prompt(q.question, bool(image)).rstrip(), " " + q.ground_truth,
+    items = [ctx.vlm.encode(ctx.vlm.render(prompts.generation_prompt(q.question, bool(image))).rstrip(),
+                            " " + q.ground_truth,
                             images=image) for q, image in questions]
     _score_answers(records, items, [q.ground_truth for q, _ in questions], ctx)
 
@@ -349,7 +353,7 @@ def _mmmu_letter_loglik(records: list[dict], questions: list[tuple[dict, tuple]]
     full prompt (options listed, images shown). Letters, not option texts as in our classification task, because
     MMMU options can be images ("<image 2>"), which cannot be a continuation."""
     mc = [(rec, q, images) for rec, (q, images) in zip(records, questions) if q["question_type"] == "multiple-choice"]
-    groups = [[ctx.vlm.encode(utility_prompt(mmmu.prompt(q)), " " + x, images=images)
+    groups = [[ctx.vlm.encode(ctx.vlm.render(utility_prompt(mmmu.prompt(q))), " " + x, images=images)
                for x in mmmu.letters(q["options"])] for _, q, images in mc]
     for (rec, q, _), scores in zip(mc, grouped_continuation_logliks(ctx.vlm, groups, ctx.batch_size)):
         keys = mmmu.letters(q["options"])

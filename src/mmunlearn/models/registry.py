@@ -30,13 +30,22 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 @dataclass(frozen=True)
 class Family:
     name: str
-    load: Callable[..., tuple[torch.nn.Module, object]]  # (source, revision, dtype, device_map, processor_source)
+    load: Callable[..., tuple[torch.nn.Module, object]]  # (source, revision, dtype, device_map, processor_source,
+    #                                                      processor_options)
     lora_target: str  # full-match regex over module names (PEFT semantics): language model only
     train_prompt: Callable[[str, bool], str]
     answer_suffix: str = ""  # closes the answer turn of a training target (Idefics2's chat template)
     expand_images: Callable[[object, str], str] | None = None  # the processor's <image> expansion (None: n x <image>)
     per_example_images: bool = False  # pixel_values (B, max images, C, H, W) + pixel_attention_mask (Idefics2)
     build_tiny: Callable | None = None  # (tokenizer, tiny cfg, seed) -> (model, processor), randomly initialised
+    # Families whose image token count depends on the image (Qwen2.5-VL): (processor, text, counts) -> text with
+    # each <image> expanded to its own count; the images' patches go to the model flat, with their grids
+    sized_images: Callable[[object, str, list[int]], str] | None = None
+    # Whether a KV cache computed for a prompt's first tokens can be continued with the rest (few-shot prefix
+    # reuse, answer options scored on their question's cache); None, or the reason it cannot
+    no_cache_reuse: str | None = None
+    # The family's chat template around an evaluation prompt written in the paper's wording (None: as is)
+    chat: Callable[[str], str] | None = None
 
 
 FAMILIES: dict[str, Family] = {}
@@ -58,19 +67,21 @@ def family(name: str) -> Family:
 # LLaVA in transformers 5: model.vision_tower, model.multi_modal_projector, model.language_model, lm_head.
 # The original's suffix list also hit the CLIP vision tower's q/k/v_proj (spec §3); this regex cannot.
 LLAVA_LORA_TARGET = r"model\.language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
+QWEN2_5_VL_LORA_TARGET = LLAVA_LORA_TARGET  # the same module names: model.language_model.layers.N...
 IDEFICS2_LORA_TARGET = r"model\.text_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
 
 
 @register_family("llava", LLAVA_LORA_TARGET, prompts.qa_prompt, build_tiny=tiny.build_tiny_llava)
 def load_llava(source: str, revision: str | None, dtype: torch.dtype, device_map=None,
-               processor_source: str | None = None):
+               processor_source: str | None = None, processor_options: dict | None = None):
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
     model = LlavaForConditionalGeneration.from_pretrained(source, revision=revision, dtype=dtype,
                                                           device_map=device_map, attn_implementation="sdpa")
     # the authors' released checkpoints hold weights only (spec §3): their processor is the base model's
     processor = AutoProcessor.from_pretrained(processor_source or source,
-                                              revision=None if processor_source else revision)
+                                              revision=None if processor_source else revision,
+                                              **(processor_options or {}))
     return model, processor
 
 
@@ -95,14 +106,71 @@ def idefics2_expand_images(processor, text: str) -> str:
                  expand_images=idefics2_expand_images, per_example_images=True,
                  build_tiny=tiny.build_tiny_idefics2)
 def load_idefics2(source: str, revision: str | None, dtype: torch.dtype, device_map=None,
-                  processor_source: str | None = None):
+                  processor_source: str | None = None, processor_options: dict | None = None):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     model = AutoModelForImageTextToText.from_pretrained(source, revision=revision, dtype=dtype,
                                                         device_map=device_map, attn_implementation="sdpa")
     processor = AutoProcessor.from_pretrained(processor_source or source,
                                               revision=None if processor_source else revision,
-                                              do_image_splitting=False)
+                                              do_image_splitting=False, **(processor_options or {}))
+    return model, processor
+
+
+QWEN_SYSTEM = "You are a helpful assistant."  # the default system turn of Qwen2.5-VL's chat template
+
+
+def qwen_turns(user: str) -> str:
+    """Qwen2.5-VL's chat template (ChatML) up to the assistant's answer: system turn, one user turn."""
+    return (f"<|im_start|>system\n{QWEN_SYSTEM}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
+            "<|im_start|>assistant\n")
+
+
+def qwen_train_prompt(question: str, with_image: bool) -> str:
+    """The template as Qwen's processor renders ``[user: [image, question]]``: the image first, then the question;
+    the answer follows, then ``answer_suffix``."""
+    return qwen_turns(f"{prompts.IMAGE_TOKEN}{question}" if with_image else question)
+
+
+def qwen_chat(prompt: str) -> str:
+    """An evaluation prompt in the paper's wording (``USER: ...\nASSISTANT:``, few-shot demonstrations
+    included) as the user turn of Qwen's template: the closing ``ASSISTANT:`` becomes the template's assistant
+    turn, the rest stays word for word."""
+    body = prompt.rstrip()
+    body = body[: -len("ASSISTANT:")] if body.endswith("ASSISTANT:") else body
+    return qwen_turns(body.rstrip("\n"))
+
+
+def qwen_expand_images(processor, text: str, counts: list[int]) -> str:
+    """What Qwen's processor does to an image in a prompt: ``<|vision_start|>``, one ``<|image_pad|>`` per
+    merged patch of that image, ``<|vision_end|>``."""
+    parts = text.split(prompts.IMAGE_TOKEN)
+    if len(parts) - 1 != len(counts):
+        raise ValueError(f"prompt has {len(parts) - 1} image placeholders but {len(counts)} images")
+    pad = processor.tokenizer.image_token
+    out = parts[0]
+    for n, part in zip(counts, parts[1:]):
+        out += f"<|vision_start|>{pad * n}<|vision_end|>{part}"
+    return out
+
+
+@register_family("qwen2_5_vl", QWEN2_5_VL_LORA_TARGET, qwen_train_prompt, answer_suffix="<|im_end|>",
+                 sized_images=qwen_expand_images, chat=qwen_chat, build_tiny=tiny.build_tiny_qwen2_5_vl,
+                 no_cache_reuse="multimodal rotary positions: a token's position ids come from the images before "
+                                "it (their grids), computed over the whole sequence, so a cached prefix cannot be "
+                                "continued with plain position offsets")
+def load_qwen2_5_vl(source: str, revision: str | None, dtype: torch.dtype, device_map=None,
+                    processor_source: str | None = None, processor_options: dict | None = None):
+    from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
+
+    from .processors import ImageTextProcessor, qwen2_vl_image_processor
+
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(source, revision=revision, dtype=dtype,
+                                                               device_map=device_map, attn_implementation="sdpa")
+    where, rev = (processor_source, None) if processor_source else (source, revision)
+    # Qwen's own processor class also builds a video processor (torchvision): tokenizer and image processor only
+    processor = ImageTextProcessor(AutoTokenizer.from_pretrained(where, revision=rev),
+                                   qwen2_vl_image_processor(where, rev, **(processor_options or {})))
     return model, processor
 
 
@@ -148,20 +216,47 @@ class VisionLanguageModel:
             self._image_tokens = int((out["input_ids"] == image_id).sum())
         return self._image_tokens
 
-    def tokenize(self, text: str) -> list[int]:
-        if self.family.expand_images is not None:
+    @property
+    def image_policy(self) -> dict | None:
+        """How images become tokens, where the family sizes them (recorded in run.json and every evaluation's
+        provenance: it changes the token count, and so the results): the image processor's pixel bounds."""
+        if self.family.sized_images is None:
+            return None
+        ip = self.processor.image_processor
+        size = dict(getattr(ip, "size", None) or {})
+        return {"min_pixels": size.get("shortest_edge"), "max_pixels": size.get("longest_edge"),
+                "patch_size": ip.patch_size, "merge_size": ip.merge_size}
+
+    def image_token_count(self, data: bytes) -> int:
+        """Tokens this image occupies in a prompt: fixed per family, or (``sized_images``) its merged patches."""
+        if self.family.sized_images is None:
+            return self.image_tokens
+        grid = self._pixels_of(data)[1]
+        return int(grid.prod()) // self.processor.image_processor.merge_size ** 2
+
+    def tokenize(self, text: str, images: tuple[bytes, ...] = ()) -> list[int]:
+        """Token ids of a prompt whose ``<image>`` placeholders stand for ``images``, in order (needed only by
+        families whose image token count depends on the image)."""
+        if self.family.sized_images is not None:
+            counts = [self.image_token_count(img) for img in images[:text.count(prompts.IMAGE_TOKEN)]]
+            expanded = self.family.sized_images(self.processor, text, counts)
+        elif self.family.expand_images is not None:
             expanded = self.family.expand_images(self.processor, text)
         else:
             expanded = text.replace(prompts.IMAGE_TOKEN, prompts.IMAGE_TOKEN * self.image_tokens)
         return self.tokenizer(expanded)["input_ids"]
 
+    def render(self, prompt: str) -> str:
+        """An evaluation prompt in the paper's wording, in the family's chat template if it has one."""
+        return self.family.chat(prompt) if self.family.chat is not None else prompt
+
     def encode(self, prompt: str, continuation: str = "", images: tuple[bytes, ...] = (),
                append_eos: bool = False) -> Encoded:
         """Tokenise ``prompt + continuation``; tokens past the prompt are the ones scored or trained on."""
-        prompt_ids = self.tokenize(prompt)
+        prompt_ids = self.tokenize(prompt, images)
         if not continuation:
             return Encoded(prompt_ids, len(prompt_ids), images)
-        full = self.tokenize(prompt + continuation)
+        full = self.tokenize(prompt + continuation, images)
         n = 0  # the prompt's tokens are a prefix of the full text's for BPE tokenizers; guard anyway
         while n < min(len(prompt_ids), len(full)) and prompt_ids[n] == full[n]:
             n += 1
@@ -171,11 +266,14 @@ class VisionLanguageModel:
 
     def _pixels_of(self, data: bytes) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One image through the real image processor (cached): pixels (C, H, W) and, for families that batch
-        images per example, its pixel mask (H, W)."""
+        images per example, its pixel mask (H, W); for families of sized images, its patches and their grid."""
         key = hashlib.sha1(data).hexdigest()
         if key not in self._pixels:
             image = decode_image(data)
-            if self.family.per_example_images:
+            if self.family.sized_images is not None:  # its patches (n, C x T x P x P) and grid (t, h, w)
+                out = self.processor.image_processor([image], return_tensors="pt")
+                value = (out["pixel_values"], out["image_grid_thw"][0])
+            elif self.family.per_example_images:
                 out = self.processor.image_processor([[image]], return_tensors="pt")
                 value = (out["pixel_values"][0][0], out["pixel_attention_mask"][0][0])
             else:
@@ -190,9 +288,14 @@ class VisionLanguageModel:
 
     def image_inputs(self, batch: list["Encoded"]) -> dict:
         """The batch's image tensors in the family's layout: LLaVA stacks every image of the batch; Idefics2
-        wants (batch, max images, C, H, W) with all-zero padding images (which it drops) and a pixel mask."""
+        wants (batch, max images, C, H, W) with all-zero padding images (which it drops) and a pixel mask;
+        Qwen2.5-VL every image's patches concatenated, with each image's (t, h, w) grid."""
         if not any(e.images for e in batch):
             return {}
+        if self.family.sized_images is not None:  # every image's patches in prompt order, and each image's grid
+            images = [self._pixels_of(img) for e in batch for img in e.images]
+            return {"pixel_values": torch.cat([pv for pv, _ in images]),
+                    "image_grid_thw": torch.stack([grid for _, grid in images])}
         if not self.family.per_example_images:
             return {"pixel_values": self.pixel_values([img for e in batch for img in e.images])}
         most = max(len(e.images) for e in batch)

@@ -1,5 +1,5 @@
-"""Tiny, randomly initialised LLaVA and Idefics2 built from config: offline stand-ins for LLaVA-1.5-7B and
-Idefics2-8B.
+"""Tiny, randomly initialised LLaVA, Idefics2 and Qwen2.5-VL built from config: offline stand-ins for
+LLaVA-1.5-7B, Idefics2-8B and Qwen2.5-VL-7B-Instruct.
 
 Same architecture classes as the real model (CLIP vision tower + projector + Llama), a byte-level BPE
 tokenizer trained on the dataset's own text, and a CLIP image processor at the demo's image size, so every
@@ -14,10 +14,17 @@ import torch
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<image>"]
 # Idefics2's processor wraps images in a boundary token and closes chat turns with <end_of_utterance>.
-FAMILY_SPECIAL_TOKENS = {"llava": [], "idefics2": ["<fake_token_around_image>", "<end_of_utterance>"]}
-FAMILY_TEXT = {"idefics2": ["User: Assistant:"]}  # words of the family's training template
+# Qwen2.5-VL's chat turns and image markers (an image is <|vision_start|> <|image_pad|> x n <|vision_end|>).
+QWEN_SPECIAL_TOKENS = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
+                       "<|video_pad|>"]
+FAMILY_SPECIAL_TOKENS = {"llava": [], "idefics2": ["<fake_token_around_image>", "<end_of_utterance>"],
+                         "qwen2_5_vl": QWEN_SPECIAL_TOKENS}
+FAMILY_TEXT = {"idefics2": ["User: Assistant:"],  # words of the family's training template
+               "qwen2_5_vl": ["system\nYou are a helpful assistant.\nuser\nassistant\n"]}
 FAMILY_TOKEN_ATTRIBUTES = {"llava": {"image_token": "<image>"},
-                           "idefics2": {"image_token": "<image>", "image_boundary_token": "<fake_token_around_image>"}}
+                           "idefics2": {"image_token": "<image>", "image_boundary_token": "<fake_token_around_image>"},
+                           "qwen2_5_vl": {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
+                                          "vision_bos_token": "<|vision_start|>", "vision_eos_token": "<|vision_end|>"}}
 # Idefics2-8b's chat template (the format its processor renders; written out here because hub files are out of
 # reach offline). idefics2_train_prompt must agree with it: tests/test_tiny_model.py checks that.
 IDEFICS2_CHAT_TEMPLATE = (
@@ -26,6 +33,17 @@ IDEFICS2_CHAT_TEMPLATE = (
     "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
     "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
     "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
+
+# Qwen2-VL / Qwen2.5-VL's chat template (as published in their chat_template.json, written out because hub files
+# are out of reach offline; videos and add_vision_id left out): a default system turn, an image as
+# <|vision_start|><|image_pad|><|vision_end|>. registry.qwen_train_prompt must agree: tests/test_tiny_qwen.py.
+QWEN2_VL_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' %}"
+    "<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int, family: str = "llava"):
@@ -110,3 +128,42 @@ def build_tiny_idefics2(tokenizer, cfg: dict, seed: int):
     processor = Idefics2Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=latents,
                                   chat_template=IDEFICS2_CHAT_TEMPLATE)
     return model, processor
+
+
+def build_tiny_qwen2_5_vl(tokenizer, cfg: dict, seed: int):
+    """(model, processor): Qwen2.5-VL's classes (a vision transformer with window attention and a 2x2 patch
+    merger, multimodal rotary positions, a Qwen2 language model) at toy size. Images keep their aspect ratio: a
+    ``h x w`` image becomes ``(h / patch) x (w / patch) / 4`` image tokens, within ``min_pixels`` / ``max_pixels``
+    (the model config's ``processor`` block, merged into ``cfg``)."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from .processors import ImageTextProcessor, qwen2_vl_image_processor
+
+    patch, heads = cfg["patch_size"], cfg["heads"]
+    head_dim = cfg["hidden"] // heads
+    half = head_dim // 2  # rotary frequencies, split over (time, height, width) as Qwen2.5-VL's [16, 24, 24] of 64
+    section = [half - 2 * (3 * half // 8), 3 * half // 8, 3 * half // 8]
+    ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in
+           (("image", "<|image_pad|>"), ("video", "<|video_pad|>"), ("start", "<|vision_start|>"),
+            ("end", "<|vision_end|>"))}
+    config = Qwen2_5_VLConfig(
+        vision_config=dict(depth=cfg["vision_layers"], hidden_size=cfg["vision_hidden"],
+                           intermediate_size=cfg["vision_hidden"] * 2, num_heads=cfg["vision_heads"],
+                           patch_size=patch, spatial_merge_size=2, temporal_patch_size=2, window_size=4 * patch,
+                           out_hidden_size=cfg["hidden"], fullatt_block_indexes=[cfg["vision_layers"] - 1]),
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=cfg["hidden"], intermediate_size=cfg["intermediate"],
+                         num_hidden_layers=cfg["layers"], num_attention_heads=heads, num_key_value_heads=heads,
+                         max_position_embeddings=cfg["max_positions"], pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": section},
+                         tie_word_embeddings=False),
+        image_token_id=ids["image"], video_token_id=ids["video"], vision_start_token_id=ids["start"],
+        vision_end_token_id=ids["end"], tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    for key in ("pad_token_id", "eos_token_id", "bos_token_id"):
+        setattr(model.generation_config, key, getattr(tokenizer, key))
+    image_processor = qwen2_vl_image_processor(patch_size=patch, merge_size=2, temporal_patch_size=2,
+                                               min_pixels=cfg.get("min_pixels") or (2 * patch) ** 2,
+                                               max_pixels=cfg.get("max_pixels") or (8 * patch) ** 2)
+    return model, ImageTextProcessor(tokenizer, image_processor)

@@ -142,10 +142,28 @@ def cached_snapshot(repo_id: str, revision: str | None) -> Path | None:
         return None
 
 
-# Architectures written out for offline use (models/reference.py), by hub id: (config(tokenizer), processor(tok))
-BUILT_IN = {"llava-hf/llava-1.5-7b-hf": (
-    lambda tok: reference.llava_1_5_7b_config(image_token_id=tok.convert_tokens_to_ids("<image>")),
-    reference.llava_1_5_processor)}
+def _qwen_config(tok):
+    ids = {k: tok.convert_tokens_to_ids(t) for k, t in (("image_token_id", "<|image_pad|>"),
+                                                         ("video_token_id", "<|video_pad|>"),
+                                                         ("vision_start_token_id", "<|vision_start|>"),
+                                                         ("vision_end_token_id", "<|vision_end|>"))}
+    return reference.qwen2_5_vl_7b_config(**ids)
+
+
+def _qwen_processor(tok, model_cfg):
+    from ..models.processors import ImageTextProcessor, qwen2_vl_image_processor
+
+    return ImageTextProcessor(tok, qwen2_vl_image_processor(patch_size=14, merge_size=2, temporal_patch_size=2,
+                                                            **(model_cfg.get("processor") or {})))
+
+
+# Architectures written out for offline use (models/reference.py), by hub id:
+# (config(tokenizer), processor(tokenizer, model config entry))
+BUILT_IN = {
+    "llava-hf/llava-1.5-7b-hf": (
+        lambda tok: reference.llava_1_5_7b_config(image_token_id=tok.convert_tokens_to_ids("<image>")),
+        lambda tok, model_cfg: reference.llava_1_5_processor(tok)),
+    "Qwen/Qwen2.5-VL-7B-Instruct": (_qwen_config, _qwen_processor)}
 
 
 def random_model(config, dtype: torch.dtype, device: torch.device):
@@ -156,6 +174,21 @@ def random_model(config, dtype: torch.dtype, device: torch.device):
     with torch.device(device):
         model = AutoModelForImageTextToText.from_config(config, dtype=dtype, attn_implementation="sdpa")
     return model.eval()
+
+
+def _cached_processor(snapshot: Path, fam, model_cfg: dict):
+    """A cached snapshot's processor, as the family's loader builds it (models/registry.py)."""
+    options = model_cfg.get("processor") or {}
+    if fam.sized_images is not None:
+        from transformers import AutoTokenizer
+
+        from ..models.processors import ImageTextProcessor, qwen2_vl_image_processor
+
+        return ImageTextProcessor(AutoTokenizer.from_pretrained(snapshot), qwen2_vl_image_processor(snapshot, **options))
+    from transformers import AutoProcessor
+
+    extra = {"do_image_splitting": False} if fam.per_example_images else {}
+    return AutoProcessor.from_pretrained(snapshot, **extra, **options)
 
 
 def model_source(name: str, model_cfg: dict, base_source: str, corpus_text: Callable[[], list[str]],
@@ -169,7 +202,7 @@ def model_source(name: str, model_cfg: dict, base_source: str, corpus_text: Call
         tokenizer = train_tokenizer(corpus_text(), tiny["vocab_size"], fam.name)
 
         def load_tiny():
-            model, processor = fam.build_tiny(tokenizer, tiny, seed)
+            model, processor = fam.build_tiny(tokenizer, {**tiny, **(model_cfg.get("processor") or {})}, seed)
             return VisionLanguageModel(model.to(dtype).to(default_device()).eval(), processor, fam.name)
 
         return ModelSource(name, fam.name, "random: tiny config", "its own (trained on the dataset)", load_tiny)
@@ -179,17 +212,17 @@ def model_source(name: str, model_cfg: dict, base_source: str, corpus_text: Call
         return ModelSource(name, fam.name, "hub cache", "its own",
                            lambda: load_model(model_cfg, base_source))
     if snapshot is not None and (snapshot / "config.json").is_file():
-        from transformers import AutoConfig, AutoProcessor
+        from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(snapshot)
-        processor = AutoProcessor.from_pretrained(snapshot)
+        processor = _cached_processor(snapshot, fam, model_cfg)
         return ModelSource(name, fam.name, "random: cached hub config", "its own",
                            lambda: VisionLanguageModel(random_model(config, dtype, default_device()), processor,
                                                        fam.name))
     if hub_id in BUILT_IN:
         make_config, make_processor = BUILT_IN[hub_id]
         tokenizer = train_tokenizer(corpus_text(), 32000, fam.name)
-        config, processor = make_config(tokenizer), make_processor(tokenizer)
+        config, processor = make_config(tokenizer), make_processor(tokenizer, model_cfg)
         return ModelSource(name, fam.name, f"random: built-in {hub_id} architecture",
                            "stand-in trained on the dataset (its text token counts differ from the real tokenizer's;"
                            " image tokens are the real processor's)",
@@ -319,7 +352,8 @@ def probe_evaluation(source: ModelSource, splits: list[EvalSplit], probe_splits:
                 prep = prepare(task, sp.profiles, modality, ctx)
                 if not prep.records:
                     continue
-                order = sorted(range(len(prep.records)), key=lambda k: (len(prep.images[k]), len(prep.prompts[k])), reverse=True)
+                order = sorted(range(len(prep.records)), key=lambda k: (len(prep.images[k]), len(prep.prompts[k])),
+                               reverse=True)
                 chosen, n = [], 0
                 for k in order:  # the people of the longest prompts, until they hold a batch
                     pid = prep.records[k]["profile_id"]

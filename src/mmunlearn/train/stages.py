@@ -118,7 +118,8 @@ def pretrain_tiny_base(data_root: str | Path, model_cfg: dict, hp: dict, out_dir
     if fam.build_tiny is None:
         raise ValueError(f"model family '{fam.name}' has no tiny builder (models.<m>.source: tiny)")
     tokenizer = train_tokenizer(_all_text(data_root, corpus), tiny["vocab_size"], fam.name)
-    model, processor = fam.build_tiny(tokenizer, tiny, seed)
+    # the image size policy (models.<m>.processor: min_pixels, max_pixels) where the family has one
+    model, processor = fam.build_tiny(tokenizer, {**tiny, **(model_cfg.get("processor") or {})}, seed)
     vlm = VisionLanguageModel(model, processor, model_cfg["family"])
     celebrities = folder_set(data_root, corpus, facts)
     items = build_mix(celebrities, hp["formats"], vlm.family.train_prompt, seed)
@@ -151,7 +152,7 @@ def add_lora(vlm: VisionLanguageModel, lora: dict, seed: int) -> list[str]:
     vlm.model = get_peft_model(vlm.model, config)
     adapted = sorted({n.rsplit(".lora_A", 1)[0].removeprefix("base_model.model.")
                       for n, _ in vlm.model.named_modules() if n.endswith(".lora_A")})
-    leaked = [n for n in adapted if re.search(r"vision|projector", n)]
+    leaked = [n for n in adapted if re.search(r"vision|visual|projector|merger", n)]
     if leaked:
         raise RuntimeError(f"LoRA reached frozen modules: {leaked[:3]}")
     return adapted
@@ -176,7 +177,7 @@ def finetune(data_profiles: list[Profile], model_cfg: dict, base_source: str, hp
     meta = {"stage": stage, "parent_run": None, "base_source": base_source, "train_items": len(items),
             "profiles": len(data_profiles), "lora_modules": adapted,
             **provenance(config, seed=seed, dtype=hp.get("dtype") or model_cfg["dtype"],
-                         device=str(vlm.device), **_batching(cfg))}
+                         device=str(vlm.device), image_policy=vlm.image_policy, **_batching(cfg))}
     _save(vlm, Path(out_dir), meta, history, adapter=True)
     return meta
 
@@ -255,6 +256,6 @@ def unlearn(method: str, modality: str, forget: list[Profile], retain: list[Prof
             "base_source": base_source, "lora_modules": adapted,
             "items": {k: len(v) for k, v in streams.items()},
             **provenance(config, seed=seed, dtype=hp.get("dtype") or model_cfg["dtype"],
-                         device=str(vlm.device), **_batching(cfg))}
+                         device=str(vlm.device), image_policy=vlm.image_policy, **_batching(cfg))}
     _save(vlm, Path(out_dir), meta, history, adapter=True)
     return meta
