@@ -29,3 +29,11 @@ def qwen2_vl_image_processor(source: str | Path | None = None, revision: str | N
     if source is None:
         return Qwen2VLImageProcessorPil(**options)
     return Qwen2VLImageProcessorPil.from_pretrained(source, revision=revision, **options)
+
+
+def qwen2_5_vl_processor(source: str | Path, revision: str | None = None, **options) -> ImageTextProcessor:
+    """Qwen2.5-VL's tokenizer and image processor from a hub id or folder (``options``: pixel bounds)."""
+    from transformers import AutoTokenizer
+
+    return ImageTextProcessor(AutoTokenizer.from_pretrained(source, revision=revision),
+                              qwen2_vl_image_processor(source, revision, **options))

@@ -161,17 +161,15 @@ def qwen_expand_images(processor, text: str, counts: list[int]) -> str:
                                 "continued with plain position offsets")
 def load_qwen2_5_vl(source: str, revision: str | None, dtype: torch.dtype, device_map=None,
                     processor_source: str | None = None, processor_options: dict | None = None):
-    from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
+    from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from .processors import ImageTextProcessor, qwen2_vl_image_processor
+    from .processors import qwen2_5_vl_processor
 
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(source, revision=revision, dtype=dtype,
                                                                device_map=device_map, attn_implementation="sdpa")
     where, rev = (processor_source, None) if processor_source else (source, revision)
     # Qwen's own processor class also builds a video processor (torchvision): tokenizer and image processor only
-    processor = ImageTextProcessor(AutoTokenizer.from_pretrained(where, revision=rev),
-                                   qwen2_vl_image_processor(where, rev, **(processor_options or {})))
-    return model, processor
+    return model, qwen2_5_vl_processor(where, rev, **(processor_options or {}))
 
 
 @dataclass

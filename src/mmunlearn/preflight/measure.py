@@ -180,11 +180,9 @@ def _cached_processor(snapshot: Path, fam, model_cfg: dict):
     """A cached snapshot's processor, as the family's loader builds it (models/registry.py)."""
     options = model_cfg.get("processor") or {}
     if fam.sized_images is not None:
-        from transformers import AutoTokenizer
+        from ..models.processors import qwen2_5_vl_processor
 
-        from ..models.processors import ImageTextProcessor, qwen2_vl_image_processor
-
-        return ImageTextProcessor(AutoTokenizer.from_pretrained(snapshot), qwen2_vl_image_processor(snapshot, **options))
+        return qwen2_5_vl_processor(snapshot, **options)
     from transformers import AutoProcessor
 
     extra = {"do_image_splitting": False} if fam.per_example_images else {}
@@ -234,6 +232,14 @@ def model_source(name: str, model_cfg: dict, base_source: str, corpus_text: Call
                      f"(snakemake results/models/{name}/hub.json, on a node with internet)")
 
 
+def timed_load(source: ModelSource, device: torch.device) -> tuple[VisionLanguageModel, float, float | None]:
+    """The model, the seconds its load took, and the accelerator memory its weights hold (None on CPU)."""
+    t0 = synchronized_time(device)
+    vlm = source.load()
+    load_s = synchronized_time(device) - t0
+    return vlm, load_s, torch.cuda.memory_allocated() / GB if device.type == "cuda" else None
+
+
 def _longest(items: list, batch_size: int, key) -> list[int]:
     """Indices of the ``batch_size`` longest items by ``key``."""
     order = sorted(range(len(items)), key=lambda i: key(items[i]), reverse=True)
@@ -258,10 +264,7 @@ def probe_training(source: ModelSource, method: str, stream_items: dict[str, lis
     device = default_device()
     batch = hp["batch_size"]
     with Meter(device) as whole:
-        t0 = synchronized_time(device)
-        vlm = source.load()
-        load_s = synchronized_time(device) - t0
-        model_gb = torch.cuda.memory_allocated() / GB if device.type == "cuda" else None
+        vlm, load_s, model_gb = timed_load(source, device)
         longest, typical = {}, {}
         rng = random.Random(seed)
 
@@ -331,10 +334,7 @@ def probe_evaluation(source: ModelSource, splits: list[EvalSplit], probe_splits:
     batch = eval_cfg["batch_size"]
     by_name = {s.name: s for s in splits}
     with Meter(device) as whole:
-        t0 = synchronized_time(device)
-        vlm = source.load()
-        load_s = synchronized_time(device) - t0
-        model_gb = torch.cuda.memory_allocated() / GB if device.type == "cuda" else None
+        vlm, load_s, model_gb = timed_load(source, device)
         items: dict[str, dict[str, int]] = {}
         for sp in splits:
             counts = items.setdefault(sp.name, {})
