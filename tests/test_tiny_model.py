@@ -128,6 +128,33 @@ def test_answer_token_stats_batched_equal_single_and_by_hand(vlm):
         assert sum(got.logp) == pytest.approx(continuation_logliks(vlm, [item], 1)[0], abs=1e-9)
 
 
+def test_answer_token_stats_of_items_on_one_image_run_their_prefix_once(vlm):
+    """A person's QA pairs on their photo (likelihood_qa) share the image and the template before the question:
+    that prefix runs once per group of at most batch_size items, and every statistic equals scoring the item
+    whole (float64). Two photos, a group larger than the batch, a lone image item and text items mixed in."""
+    img1, img2 = render_face(np.arange(48).reshape(4, 4, 3) * 5, 16), render_face(np.full((4, 4, 3), 200), 16)
+    qa = [("What is the job of this person?", " baker"), ("Job?", " a nurse who flies"),
+          ("What does this person do?", " pilot"), ("Where was this person born?", " Oslo"),
+          ("What is the job of this person? Answer:", " baker pilot nurse")]
+    items = ([vlm.encode(f"USER: <image>\n{q}\nASSISTANT:", a, images=(img1,)) for q, a in qa]
+             + [vlm.encode(f"USER: <image>\n{q}\nASSISTANT:", a, images=(img2,)) for q, a in qa[:2]]
+             + [vlm.encode(f"USER:\n{q}\nASSISTANT:", a) for q, a in qa[:3]])
+    whole = [answer_token_stats(vlm, [item], batch_size=1)[0] for item in items]
+    prefilled = []
+    hook = vlm.model.register_forward_pre_hook(lambda m, a, kw: prefilled.append(kw["input_ids"].numel()),
+                                               with_kwargs=True)
+    try:
+        grouped = answer_token_stats(vlm, items, batch_size=3)  # img1's 5 items: groups of 3 and 2
+    finally:
+        hook.remove()
+    for got, want in zip(grouped, whole):
+        assert got.top1 == want.top1
+        for field in ("logp", "mean_logp", "std_logp"):
+            assert getattr(got, field) == pytest.approx(getattr(want, field), abs=1e-12)
+    # the image groups' prompts ran as prefixes (image tokens once per group), so fewer positions went in
+    assert sum(prefilled) < sum(len(e.input_ids) for e in items) - 3 * vlm.image_tokens
+
+
 def test_imported_full_vanilla_model_starts_the_chain(vlm, tmp_path):
     """models.<m>.vanilla: a released merged checkpoint is recorded, not copied, and loading goes through it."""
     from mmunlearn.models.loading import load_model

@@ -211,63 +211,80 @@ def _shared_length(group: list[Encoded]) -> int:
     return n
 
 
+def _continue_on_shared_prefix(vlm: VisionLanguageModel, groups: list[list[Encoded]], shared: list[int],
+                               gi: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One batch of groups whose items share their first ``shared[i]`` tokens and images: each group's shared
+    tokens run once (right-padded), and its items' own tokens run on that KV cache with the position ids that
+    follow the prefix's real tokens, so each row's scores are those of the item run whole. Returns, for every
+    item of the groups ``gi`` in order, the log-probabilities predicting each of its own tokens ([rows x width x
+    vocabulary]; token t is predicted by the prefix's last position for t = 0, else by own position t - 1), the
+    tokens ([rows x width]) and which of them are scored (continuation, not padding)."""
+    prompts = [Encoded(groups[i][0].input_ids[:shared[i]], shared[i], groups[i][0].images) for i in gi]
+    batch = vlm.collate(prompts, padding_side="right")
+    res = vlm.model(**batch, use_cache=True)
+    lengths = batch["attention_mask"].sum(1)
+    rows = torch.arange(len(gi), device=vlm.device)
+    first_logp = torch.log_softmax(_at_least_float32(res.logits[rows, lengths - 1]), -1)
+    owner = [b for b, i in enumerate(gi) for _ in groups[i]]
+    suffixes = [e.input_ids[shared[i]:] for i in gi for e in groups[i]]
+    scored_from = [e.n_prompt - shared[i] for i in gi for e in groups[i]]  # suffix tokens before: context
+    width = max(len(s) for s in suffixes)
+    ids = torch.full((len(suffixes), width), vlm.tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(suffixes), width), dtype=torch.long)
+    for r, s in enumerate(suffixes):
+        ids[r, :len(s)] = torch.tensor(s)
+        mask[r, :len(s)] = 1
+    ids, mask = ids.to(vlm.device), mask.to(vlm.device)
+    owner_t = torch.tensor(owner, device=vlm.device)
+    cache = res.cache
+    cache.batch_select_indices(owner_t)
+    attention = torch.cat([batch["attention_mask"][owner_t], mask], dim=1)
+    positions = lengths[owner_t].unsqueeze(1) + torch.arange(width, device=vlm.device)
+    logits = _at_least_float32(vlm.model(input_ids=ids, attention_mask=attention, position_ids=positions,
+                                         cache=cache, use_cache=True).logits)
+    logp = torch.cat([first_logp[owner_t].unsqueeze(1), torch.log_softmax(logits[:, :-1], -1)], dim=1)
+    scored = mask.bool() & (torch.arange(width, device=vlm.device)
+                            >= torch.tensor(scored_from, device=vlm.device)[:, None])
+    return logp, ids, scored
+
+
+def _shared_lengths(vlm: VisionLanguageModel, groups: list[list[Encoded]]) -> list[int]:
+    """Per group, the tokens its items share and run once (0: score its items whole): groups whose items show
+    different images, or share no token, or a family that cannot continue a cache (``Family.no_cache_reuse``:
+    Qwen2.5-VL's position ids run over the whole sequence, registry.py) are scored whole."""
+    if vlm.family.no_cache_reuse is not None:
+        return [0] * len(groups)
+    return [_shared_length(g) if len({e.images for e in g}) == 1 else 0 for g in groups]
+
+
+def _shared_prefix_batches(groups: list[list[Encoded]], shared: list[int], batch_size: int):
+    """The groups that share a prefix, shortest prefix first, as many per batch as keep its rows (items) within
+    ``batch_size``: the memory of a batch of whole items."""
+    todo = sorted((i for i, n in enumerate(shared) if n > 0), key=lambda i: shared[i])
+    per_batch = max(1, batch_size // max((len(groups[i]) for i in todo), default=1))
+    for start in range(0, len(todo), per_batch):
+        yield todo[start:start + per_batch]
+
+
 @torch.inference_mode()
 def grouped_continuation_logliks(vlm: VisionLanguageModel, groups: list[list[Encoded]],
                                  batch_size: int) -> list[list[float]]:
     """``continuation_logliks`` for groups of items that share their prompt (a question's answer options): each
     group's shared tokens and images run once, and its items' own tokens run on that KV cache, instead of every
-    option prefilling the whole prompt again (4 options: ~4x fewer prompt tokens). The shared prompts are
-    right-padded; a continuation row attends to its prompt's real tokens only and takes the position ids that
-    follow them, so every score is the one of scoring the item whole (tested equal in float64). A group whose
-    items show different images, or share no token, or a family that cannot continue a cache
-    (``Family.no_cache_reuse``), is scored whole."""
+    option prefilling the whole prompt again (4 options: ~4x fewer prompt tokens). Every score is the one of
+    scoring the item whole (tested equal in float64); ``_shared_lengths`` says which groups are scored whole."""
     out: list[list[float]] = [[0.0] * len(g) for g in groups]
-    reuse = vlm.family.no_cache_reuse is None  # Qwen2.5-VL: position ids over the whole sequence (registry.py)
-    shared = [_shared_length(g) if reuse and len({e.images for e in g}) == 1 else 0 for g in groups]
+    shared = _shared_lengths(vlm, groups)
     whole = [i for i, n in enumerate(shared) if n == 0]
     if whole:
         flat = [(i, j) for i in whole for j in range(len(groups[i]))]
         for (i, j), v in zip(flat, continuation_logliks(vlm, [groups[i][j] for i, j in flat], batch_size)):
             out[i][j] = v
-    todo = sorted((i for i, n in enumerate(shared) if n > 0), key=lambda i: shared[i])
-    per_batch = max(1, batch_size // max((len(g) for g in groups), default=1))
-    for start in range(0, len(todo), per_batch):
-        gi = todo[start:start + per_batch]
-        prompts = [Encoded(groups[i][0].input_ids[:shared[i]], shared[i], groups[i][0].images) for i in gi]
-        batch = vlm.collate(prompts, padding_side="right")
-        res = vlm.model(**batch, use_cache=True)
-        lengths = batch["attention_mask"].sum(1)
-        rows = torch.arange(len(gi), device=vlm.device)
-        first_logp = torch.log_softmax(_at_least_float32(res.logits[rows, lengths - 1]), -1)  # predicts each first token
-        owner = [b for b, i in enumerate(gi) for _ in groups[i]]
-        suffixes = [e.input_ids[shared[i]:] for i in gi for e in groups[i]]
-        scored_from = [e.n_prompt - shared[i] for i in gi for e in groups[i]]  # suffix tokens before: context
-        width = max(len(s) for s in suffixes)
-        ids = torch.full((len(suffixes), width), vlm.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(suffixes), width), dtype=torch.long)
-        for r, s in enumerate(suffixes):
-            ids[r, :len(s)] = torch.tensor(s)
-            mask[r, :len(s)] = 1
-        ids, mask = ids.to(vlm.device), mask.to(vlm.device)
-        owner_t = torch.tensor(owner, device=vlm.device)
-        cache = res.cache
-        cache.batch_select_indices(owner_t)
-        attention = torch.cat([batch["attention_mask"][owner_t], mask], dim=1)
-        positions = lengths[owner_t].unsqueeze(1) + torch.arange(width, device=vlm.device)
-        logits = vlm.model(input_ids=ids, attention_mask=attention, position_ids=positions,
-                           cache=cache, use_cache=True).logits
-        logits = _at_least_float32(logits)
-        # token t of a suffix is predicted by the prompt's last position (t = 0) or by suffix position t - 1
-        logp = torch.cat([first_logp[owner_t].unsqueeze(1), torch.log_softmax(logits[:, :-1], -1)], dim=1)
-        token_logp = logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
-        keep = mask.bool() & (torch.arange(width, device=vlm.device) >= torch.tensor(scored_from,
-                                                                                    device=vlm.device)[:, None])
-        sums = (token_logp * keep).sum(1).tolist()
-        r = 0
+    for gi in _shared_prefix_batches(groups, shared, batch_size):
+        logp, ids, scored = _continue_on_shared_prefix(vlm, groups, shared, gi)
+        sums = iter((logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1) * scored).sum(1).tolist())
         for i in gi:
-            for j in range(len(groups[i])):
-                out[i][j] = sums[r]
-                r += 1
+            out[i] = [next(sums) for _ in groups[i]]
     return out
 
 
@@ -283,27 +300,49 @@ class AnswerTokens:
     std_logp: list[float]
 
 
+def _answer_tokens(logp: torch.Tensor, tokens: torch.Tensor, counts: list[int]) -> list[AnswerTokens]:
+    """``AnswerTokens`` from the log-probability rows ([answer tokens x vocabulary]) predicting ``tokens``, split
+    into items of ``counts`` tokens."""
+    token_logp = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    top1 = logp.argmax(-1) == tokens
+    prob = logp.exp()
+    mean = (prob * logp).sum(-1)
+    std = ((prob * logp.square()).sum(-1) - mean.square()).clamp(min=0).sqrt()
+    columns = [t.split(counts) for t in (token_logp, top1, mean, std)]
+    return [AnswerTokens(*(c[k].tolist() for c in columns)) for k in range(len(counts))]
+
+
 @torch.inference_mode()
 def answer_token_stats(vlm: VisionLanguageModel, items: list[Encoded], batch_size: int) -> list[AnswerTokens]:
     """``AnswerTokens`` for each item's tokens past ``n_prompt``: one forward pass per item, batched by length;
     the vocabulary-wide statistics are taken at answer positions only (a [answer tokens x vocabulary] tensor,
-    not [batch x length x vocabulary])."""
+    not [batch x length x vocabulary]). Items that show the same images (a person's fine-tuning QA pairs on
+    their photo) are scored as groups on their shared prefix (``grouped_continuation_logliks``' path, at most
+    ``batch_size`` items a group): the image and the template before the question run once per group, not once
+    per item (LLaVA-1.5: 576 of a QA pair's ~620 tokens). The statistics are those of scoring each item whole
+    (tested equal in float64)."""
     out: list[AnswerTokens | None] = [None] * len(items)
-    order = _order(items)
+    by_images: dict[tuple, list[int]] = {}
+    for i, e in enumerate(items):
+        if e.images:
+            by_images.setdefault(e.images, []).append(i)
+    members = [ix[k:k + batch_size] for ix in by_images.values() for k in range(0, len(ix), batch_size)]
+    members = [m for m in members if len(m) > 1]
+    groups = [[items[i] for i in m] for m in members]
+    shared = _shared_lengths(vlm, groups)
+    for gi in _shared_prefix_batches(groups, shared, batch_size):
+        logp, ids, scored = _continue_on_shared_prefix(vlm, groups, shared, gi)
+        stats = _answer_tokens(logp[scored], ids[scored], scored.sum(1).tolist())
+        for i, tokens in zip((i for g in gi for i in members[g]), stats):
+            out[i] = tokens
+    rest = [i for i, tokens in enumerate(out) if tokens is None]
+    order = sorted(rest, key=lambda i: len(items[i].input_ids))
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         batch = vlm.collate([items[i] for i in idx], padding_side="right", labels="answer")
         target = batch.pop("labels")[:, 1:]
         keep = target != -100
         logp = torch.log_softmax(_at_least_float32(vlm.model(**batch).logits[:, :-1][keep]), -1)
-        tokens = target[keep]
-        token_logp = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-        top1 = logp.argmax(-1) == tokens
-        prob = logp.exp()
-        mean = (prob * logp).sum(-1)
-        std = ((prob * logp.square()).sum(-1) - mean.square()).clamp(min=0).sqrt()
-        counts = keep.sum(1).tolist()
-        columns = [t.split(counts) for t in (token_logp, top1, mean, std)]
-        for k, i in enumerate(idx):
-            out[i] = AnswerTokens(*(c[k].tolist() for c in columns))
+        for i, tokens in zip(idx, _answer_tokens(logp, target[keep], keep.sum(1).tolist())):
+            out[i] = tokens
     return out
