@@ -16,7 +16,8 @@ rule pretrain_tiny_base:
     priority: 50
     threads: job_threads("pretrain_tiny_base")
     resources:
-        **job_resources("pretrain_tiny_base"),
+        **job_resources("pretrain_tiny_base",
+                        processes=lambda wc: config["models"][wc.model]["pretrain"].get("processes", 1)),
     conda:
         "../envs/mmunlearn.yaml"
     log:

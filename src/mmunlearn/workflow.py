@@ -27,7 +27,8 @@ def setup(smk, processes: int = 1) -> logging.Logger:
         handlers.append(logging.FileHandler(smk.log[0], mode="w"))
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
-    threads = max(1, int(smk.threads))
+    # the job's threads are shared by its processes (torchrun: WORLD_SIZE of them on this node)
+    threads = max(1, int(smk.threads) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     # The job's threads for torch without importing it (2+ s a light job such as the judge never needs): torch
     # sizes its thread pool from OMP_NUM_THREADS when it starts, which covers an import after this line; a
     # script that has already imported torch (its modules do so at the top) is told directly.
@@ -35,8 +36,8 @@ def setup(smk, processes: int = 1) -> logging.Logger:
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
     log = logging.getLogger(f"mmunlearn.rule.{smk.rule}")
-    log.info("rule %s, wildcards %s, threads %d, processes %d", smk.rule, dict(smk.wildcards), smk.threads,
-             processes)
+    log.info("rule %s, wildcards %s, threads %d, processes %d (torch threads each: %d)", smk.rule,
+             dict(smk.wildcards), smk.threads, processes, threads)
 
     def log_failure(kind, value, tb):
         # the error that ends a job belongs in its log (a cluster user reads logs/<rule>/, not Snakemake's stderr)

@@ -206,7 +206,11 @@ def train(vlm: VisionLanguageModel, method: str, streams: dict[str, list[Encoded
         from torch.nn.parallel import DistributedDataParallel
 
         device = next(model.parameters()).device
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        # A full fine-tune (the tiny base's pre-training) trains the vision tower and projector too, which a
+        # text-only piece of a batch never reaches: DDP must look for parameters without a gradient. LoRA on the
+        # language model is reached by every piece, so it skips that walk over the graph.
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                        find_unused_parameters=any("lora_" not in n for n in names))
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched_total = epoch_of[-1] if cfg.lr_step == "epoch" else total
     warmup = round(sched_total * cfg.warmup_ratio)
