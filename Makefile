@@ -23,12 +23,12 @@ $(BIN)/activate: pyproject.toml requirements.lock
 		$(BIN)/pip install -q --index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple "torch==$(TORCH_VERSION)"
 	# The rest at requirements.lock's versions: through uv where it installs (6 s instead of pip's 41 s, measured
 	# on 2 cores; README "Demo time"), else through pip. Either keeps the torch build installed above.
-	# --compile-bytecode: uv, unlike pip, writes no .pyc by default, and where PYTHONDONTWRITEBYTECODE is set (this
-	# machine, many container images) no job ever writes them, so every job compiled transformers, snakemake and
-	# nltk from source again: ~4 s of each training and evaluation job's start-up (README "Demo time").
 	($(BIN)/pip install -q "uv==$(UV_VERSION)" && \
-		$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -c requirements.lock -e ".[test]") || \
+		$(BIN)/uv pip install -q --python $(BIN)/python -c requirements.lock -e ".[test]") || \
 		$(BIN)/pip install -q -c requirements.lock -e ".[test]"
+	# The bytecode of what the jobs import, written once: where PYTHONDONTWRITEBYTECODE is set, every job compiled
+	# them from source again (~4 s a job; src/mmunlearn/bytecode.py, README "Demo time")
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m mmunlearn.bytecode
 	touch $(BIN)/activate
 
 venv: $(BIN)/activate
