@@ -103,7 +103,7 @@ def critical_path(jobs: dict[int, dict], nodes: dict, edges: list) -> list[dict]
 
 
 def analyse(workdir: Path) -> dict:
-    # the run that did the work (make demo also runs `--report`, which runs no job)
+    # the run that did the work (a later invocation with nothing to do finishes no job)
     log = max((workdir / ".snakemake/log").glob("*.snakemake.log"), key=lambda p: p.read_text().count("Finished jobid"))
     jobs = job_times(log.read_text())
     per_rule = defaultdict(lambda: {"jobs": 0, "job_seconds": 0.0, "longest_s": 0.0})
