@@ -300,7 +300,8 @@ def planned_jobs():
     jobs = []
     for m in STUDY["models"]:
         if config["models"][m]["source"] == "tiny":
-            jobs.append(PlannedJob("pretrain_tiny_base", done=done(f"results/models/{m}/base"), model=m))
+            jobs.append(PlannedJob("pretrain_tiny_base", None, config["models"][m]["pretrain"].get("processes", 1),
+                                   done(f"results/models/{m}/base"), model=m))
         for seed in SEEDS:
             model = lambda run: run_dir(m, seed, run)  # noqa: E731
             evals = lambda run: run_dir(m, seed, run, "results/eval")  # noqa: E731

@@ -117,6 +117,22 @@ def test_qwen2_5_vl_added_to_the_paper_study_lists_its_jobs_and_gpu_hours(tmp_pa
     assert "models.qwen2.5-vl-7b.eval.decode_from is 'sequence'" in out.stdout + out.stderr
 
 
+def test_the_estimate_counts_every_pretraining_process(tmp_path):
+    """The tiny base's pre-training with `pretrain.processes: 2` and a GPU per process: the dry run's bill counts
+    the two GPUs its rule asks for (the planned job and the rule's resources are twins)."""
+    wd = copy_workflow(tmp_path)
+    (wd / "two.yaml").write_text("models: {tiny-llava: {pretrain: {processes: 2}}}\n"
+                                 "resources: {pretrain_tiny_base: {gpus: 1, runtime: 30}}\n")
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile", "config/test.yaml",
+                          "two.yaml", "--", "results/models/tiny-llava/base"], cwd=wd, capture_output=True, text=True,
+                         timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    row = next(line.split() for line in text.split("GPU-hour estimate")[1].splitlines()
+               if line.split()[:1] == ["pretrain_tiny_base"])
+    assert row[1:4] == ["1", "1", "2"] and float(row[-1]) == pytest.approx(1.0)  # 2 GPUs x 30 min
+
+
 def test_hub_environment_is_offline_only_inside_cluster_jobs():
     assert hub_environment({"hf_home": "/shared/hf", "offline_jobs": True}, in_cluster_job=True) == \
         {"HF_HOME": "/shared/hf", "HF_HUB_OFFLINE": "1"}

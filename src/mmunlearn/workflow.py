@@ -27,7 +27,7 @@ def setup(smk, processes: int = 1) -> logging.Logger:
         handlers.append(logging.FileHandler(smk.log[0], mode="w"))
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
-    # the job's threads are shared by its processes (torchrun: WORLD_SIZE of them on this node)
+    # the job's threads are shared by its processes (torchrun: LOCAL_WORLD_SIZE of them on this node)
     threads = max(1, int(smk.threads) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     # The job's threads for torch without importing it (2+ s a light job such as the judge never needs): torch
     # sizes its thread pool from OMP_NUM_THREADS when it starts, which covers an import after this line; a

@@ -319,7 +319,7 @@ def answer_token_stats(vlm: VisionLanguageModel, items: list[Encoded], batch_siz
     not [batch x length x vocabulary]). Items that show the same images (a person's fine-tuning QA pairs on
     their photo) are scored as groups on their shared prefix (``grouped_continuation_logliks``' path, at most
     ``batch_size`` items a group): the image and the template before the question run once per group, not once
-    per item (LLaVA-1.5: 576 of a QA pair's ~620 tokens). The statistics are those of scoring each item whole
+    per item (LLaVA-1.5: 576 of a QA pair's ~600 tokens). The statistics are those of scoring each item whole
     (tested equal in float64)."""
     out: list[AnswerTokens | None] = [None] * len(items)
     by_images: dict[tuple, list[int]] = {}
