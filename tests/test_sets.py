@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from mmunlearn.data.schema import DataError
-from mmunlearn.data.sets import split_sets, vanilla_set
+from mmunlearn.data.sets import finetune_sets, folder_set, split_sets, vanilla_set
 from mmunlearn.data.splits import build_split
 from mmunlearn.train.examples import items_for
 from mmunlearn.models.prompts import qa_prompt
@@ -35,6 +35,21 @@ def test_split_sets_follow_the_split(small_data, ratio):
     assert sorted(p.id for p in sets["forget"]) == split["forget_ids"]
     assert sorted(p.id for p in sets["retain"]) == split["retain_ids"]
     assert split["source"] == ("published" if ratio == 10 else "derived")
+
+
+def test_finetune_sets_are_each_stages_people_and_its_replay(small_data):
+    """What the fine-tuning job and the preflight train on: vanilla, all but the holdout; the oracle, the split's
+    retain people; the replay corpus only when its fraction is above 0; an unknown stage named."""
+    split = build_split(small_data / "MLLMU-Bench", 10, seed=2, fewshot=FEWSHOT)
+    everyone = [p.id for p in vanilla_set(small_data)]
+    mix = {"replay_data": "Pretrain_Set", "replay_fraction": 0.2}
+    people, replay = finetune_sets(small_data, "vanilla", mix, holdout=everyone[:3])
+    assert [p.id for p in people] == everyone[3:]
+    assert [p.id for p in replay] == [p.id for p in folder_set(small_data, "Pretrain_Set")] and replay
+    people, replay = finetune_sets(small_data, "oracle", {**mix, "replay_fraction": 0.0}, split=split)
+    assert sorted(p.id for p in people) == split["retain_ids"] and replay == []
+    with pytest.raises(ValueError, match="vanilla or oracle, got 'forget'"):
+        finetune_sets(small_data, "forget", mix)
 
 
 def test_training_rows_without_id_or_biography_are_joined_by_image(small_data, tmp_path):

@@ -3,7 +3,7 @@ ratio's retain split.
 A configured existing vanilla model (models.<m>.vanilla) is imported instead of trained."""
 import json
 
-from mmunlearn.data.sets import folder_set, split_sets, vanilla_set
+from mmunlearn.data.sets import finetune_sets
 from mmunlearn.data.splits import holdout_ids
 from mmunlearn.data.validate import load_facts
 from mmunlearn.train.stages import finetune, import_vanilla
@@ -17,13 +17,10 @@ if imported and not oracle:
     import_vanilla(imported, smk.output.run, resolved_config(smk), smk.params.seed)
 else:
     facts = load_facts(smk.input.validated)  # whom each training row is about, and names (validate_data)
-    if oracle:  # retain only (spec §4)
-        split = json.load(open(smk.input.split))
-        stage, profiles = "oracle", split_sets(data, split, ("retain",), facts)["retain"]
-    else:
-        holdout = holdout_ids(f"{data}/MLLMU-Bench", smk.params.holdout_ratio, smk.params.seed)
-        stage, profiles = "vanilla", vanilla_set(data, facts, holdout)
-    replay = folder_set(data, hp["mix"]["replay_data"], facts) if hp["mix"]["replay_fraction"] > 0 else []
+    stage = "oracle" if oracle else "vanilla"  # the oracle: one split's retain people only (spec §4)
+    split = json.load(open(smk.input.split)) if oracle else None
+    holdout = [] if oracle else holdout_ids(f"{data}/MLLMU-Bench", smk.params.holdout_ratio, smk.params.seed)
+    profiles, replay = finetune_sets(data, stage, hp["mix"], facts, split, holdout)
     log.info("%s fine-tune on %d profiles (+ replay of %d)", stage, len(profiles), len(replay))
     finetune(profiles, smk.params.model_cfg, smk.params.base_source, hp, smk.output.run, smk.params.seed,
              resolved_config(smk), stage, replay, checkpoint_root=smk.params.checkpoints)

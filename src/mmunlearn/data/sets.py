@@ -77,3 +77,18 @@ def folder_set(data_root: str | Path, folder: str, facts: dict | None = None) ->
         names = [name_from_biography(p.biography) for p in rows]
     return [Profile(id=p.id, images=p.images, biography=p.biography, qa=p.qa, name=name, origin=p.origin)
             for p, name in zip(rows, names)]
+
+
+def finetune_sets(data_root: str | Path, stage: str, mix: dict, facts: dict | None = None, split: dict | None = None,
+                  holdout: list[str] = ()) -> tuple[list[Profile], list[Profile]]:
+    """A LoRA fine-tune's people and its replay people (the training job and the preflight both ask here):
+    ``vanilla``, every fictitious profile but the ``holdout``; ``oracle``, the ``split``'s retain set (spec §4);
+    the replay, ``mix.replay_data`` as is when ``mix.replay_fraction`` > 0, else none."""
+    if stage == "vanilla":
+        people = vanilla_set(data_root, facts, holdout)
+    elif stage == "oracle":
+        people = split_sets(data_root, split, ("retain",), facts)["retain"]
+    else:
+        raise ValueError(f"fine-tuning stage must be vanilla or oracle, got '{stage}'")
+    replay = folder_set(data_root, mix["replay_data"], facts) if mix["replay_fraction"] > 0 else []
+    return people, replay

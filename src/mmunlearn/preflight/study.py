@@ -8,13 +8,13 @@ import logging
 from pathlib import Path
 
 from ..cluster import PlannedJob
-from ..data.sets import folder_set, split_sets, vanilla_set
+from ..data.sets import finetune_sets, folder_set, split_sets, vanilla_set
 from ..data.splits import holdout_ids
 from ..eval.identity import UTILITY_SPLITS, split_parts
 from ..eval.runner import benchmark_units, split_inputs
 from ..eval.tasks import TASKS, get_task
 from ..models.registry import family
-from ..train.examples import build_mix
+from ..train.examples import build_mix, finetune_mix
 from ..train.losses import get_loss
 from ..train.stages import _all_text, train_config, unlearn_items
 from ..train.trainer import make_plan
@@ -60,18 +60,13 @@ class StudyData:
     def vanilla(self, train_prompt) -> list:
         hp = self.config["finetune"]
         held = holdout_ids(self.bench, self.config["study"]["holdout_ratio"], self.seed)
-        replay = (folder_set(self.root, hp["mix"]["replay_data"], self.facts)
-                  if hp["mix"]["replay_fraction"] > 0 else [])
-        return build_mix(vanilla_set(self.root, self.facts, held), hp["mix"]["formats"], train_prompt, self.seed,
-                         replay, hp["mix"].get("replay_formats", []), hp["mix"].get("replay_fraction", 0.0))
+        people, replay = finetune_sets(self.root, "vanilla", hp["mix"], self.facts, holdout=held)
+        return finetune_mix(people, hp["mix"], train_prompt, self.seed, replay)
 
     def oracle(self, ratio: int, train_prompt) -> list:
         hp = self.config["oracle"]
-        retain = split_sets(self.root, self.splits[ratio], ("retain",), self.facts)["retain"]
-        replay = (folder_set(self.root, hp["mix"]["replay_data"], self.facts)
-                  if hp["mix"]["replay_fraction"] > 0 else [])
-        return build_mix(retain, hp["mix"]["formats"], train_prompt, self.seed, replay,
-                         hp["mix"].get("replay_formats", []), hp["mix"].get("replay_fraction", 0.0))
+        people, replay = finetune_sets(self.root, "oracle", hp["mix"], self.facts, split=self.splits[ratio])
+        return finetune_mix(people, hp["mix"], train_prompt, self.seed, replay)
 
     def unlearning(self, method: str, ratio: int, train_prompt) -> dict[str, list]:
         """The method's streams in its multimodal variant (the text variant shows no image: it needs less)."""

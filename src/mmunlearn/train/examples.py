@@ -88,6 +88,13 @@ def build_mix(profiles: list[Profile], formats: list[str], train_prompt, seed: i
     return items
 
 
+def finetune_mix(profiles: list[Profile], mix: dict, train_prompt, seed: int,
+                 replay: list[Profile] = ()) -> list[TrainItem]:
+    """``build_mix`` with a fine-tuning stage's ``mix:`` settings (finetune/oracle in config.yaml)."""
+    return build_mix(profiles, mix["formats"], train_prompt, seed, replay, mix.get("replay_formats", []),
+                     mix.get("replay_fraction", 0.0))
+
+
 # "I don't know" answers for IdkPO (after TOFU's idontknow list, our own wording).
 IDK_ANSWERS = ("I don't know.", "I have no idea.", "I am not sure.", "I cannot answer that.",
                "That is unknown to me.")

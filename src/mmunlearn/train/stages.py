@@ -18,7 +18,7 @@ from ..models import prompts
 from ..models.loading import load_model
 from ..models.registry import VisionLanguageModel, family
 from ..models.tiny import train_tokenizer
-from .examples import IDK_ANSWERS, build_mix, idk_items
+from .examples import IDK_ANSWERS, build_mix, finetune_mix, idk_items
 from .losses import get_loss
 from .trainer import TrainConfig, parallel_state, train
 
@@ -164,9 +164,7 @@ def finetune(data_profiles: list[Profile], model_cfg: dict, base_source: str, hp
     """LoRA fine-tune (vanilla: all fictitious profiles; oracle: the retain split) with the configured mix."""
     torch.manual_seed(seed)
     vlm = load_model(model_cfg, base_source, dtype=hp.get("dtype"))
-    mix = hp["mix"]
-    items = build_mix(data_profiles, mix["formats"], vlm.family.train_prompt, seed, replay,
-                      mix.get("replay_formats", []), mix.get("replay_fraction", 0.0))
+    items = finetune_mix(data_profiles, hp["mix"], vlm.family.train_prompt, seed, replay)
     encoded = encode_items(vlm, items, hp.get("append_eos", False), hp.get("max_length"))
     adapted = add_lora(vlm, hp["lora"], seed)
     if hp.get("gradient_checkpointing"):
