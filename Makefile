@@ -12,7 +12,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/$(TORCH_BUILD)
 SNAKEMAKE := $(BIN)/snakemake
 UV_VERSION := 0.13.9
 
-.PHONY: venv lock demo demo-seeds preflight test test-fast test-slurm lint dryrun-paper pull push bench bench-data bench-train bench-eval bench-judge bench-demo bench-aggregate clean-demo
+.PHONY: venv lock demo demo-seeds preflight test test-fast test-slurm lint dryrun-paper pull push bench bench-data bench-train bench-eval bench-eval-memory bench-judge bench-demo bench-aggregate clean-demo
 
 $(BIN)/activate: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -89,7 +89,7 @@ push: venv
 # Benchmarks (bench/): measured, not asserted; each prints its numbers as JSON. The last line of `make bench`
 # is the evaluation speed-up (also in results/bench.json as "eval_speedup"). bench-demo runs the whole demo DAG
 # from nothing in a temporary copy (~12 min on 2 cores): its wall time, per-rule times and critical path.
-bench: bench-data bench-train bench-judge bench-demo bench-eval bench-aggregate
+bench: bench-data bench-train bench-judge bench-demo bench-eval bench-eval-memory bench-aggregate
 
 bench-data: venv
 	$(BIN)/python bench/load_data.py
@@ -99,6 +99,10 @@ bench-train: venv
 
 bench-eval: venv
 	$(BIN)/python bench/eval_speed.py
+
+# peak memory of one batch of teacher-forced scoring at paper-size shapes (LM head at scored positions only)
+bench-eval-memory: venv
+	$(BIN)/python bench/eval_memory.py
 
 # judge jobs per second through Snakemake against the loopback judge server (start-up vs request time)
 bench-judge: venv

@@ -78,3 +78,13 @@ def job_counts(out: str) -> dict:
         return {}
     table = out.split("Job stats:")[-1].strip().split("\n\n")[0]  # the table, up to its blank line
     return {line.split()[0]: int(line.split()[1]) for line in table.splitlines()[2:]}
+
+
+def full_logits_loglik(vlm, item) -> float:
+    """An item's continuation log-likelihood from the model's own logits at every position (the reference for
+    scoring that runs the LM head at the scored positions only)."""
+    import torch
+
+    with torch.no_grad():
+        logp = torch.log_softmax(vlm.model(**vlm.collate([item])).logits[0], -1)
+    return sum(logp[t - 1, item.input_ids[t]].item() for t in range(item.n_prompt, len(item.input_ids)))

@@ -15,6 +15,7 @@ from mmunlearn.models.tiny import build_tiny_idefics2, train_tokenizer
 from mmunlearn.train.losses import mean_nll
 from mmunlearn.train.stages import add_lora, encode_items
 from mmunlearn.train.examples import TrainItem
+from conftest import full_logits_loglik
 
 TINY = dict(vocab_size=300, image_size=16, patch_size=8, vision_hidden=16, vision_layers=2, vision_heads=2,
             hidden=32, intermediate=64, layers=2, heads=2, max_positions=256, resampler_latents=4)
@@ -116,5 +117,6 @@ def test_grouped_option_logliks_equal_scoring_each_whole(vlm):
               [vlm.encode(prompts.qa_prompt("Who?", False), f" {w}") for w in ("pilot", "baker")]]
     whole = [[continuation_logliks(vlm, [e], batch_size=1)[0] for e in g] for g in groups]
     grouped = grouped_continuation_logliks(vlm, groups, batch_size=8)
-    for got, want in zip(grouped, whole):
+    for got, want, g in zip(grouped, whole, groups):
         assert got == pytest.approx(want, abs=1e-9)
+        assert want == pytest.approx([full_logits_loglik(vlm, e) for e in g], abs=1e-9)  # the head's own logits

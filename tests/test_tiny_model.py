@@ -10,6 +10,7 @@ from mmunlearn.eval.decode import (answer_token_stats, continuation_logliks, gre
 from mmunlearn.models.registry import VisionLanguageModel
 from mmunlearn.models.tiny import build_tiny_llava, train_tokenizer
 from mmunlearn.train.stages import add_lora
+from conftest import full_logits_loglik
 
 TINY = dict(vocab_size=300, image_size=16, patch_size=8, vision_hidden=16, vision_layers=2, vision_heads=2,
             hidden=32, intermediate=64, layers=2, heads=2, max_positions=256)
@@ -75,6 +76,7 @@ def test_logliks_batched_equal_single(vlm):
     single = [continuation_logliks(vlm, [it], batch_size=1)[0] for it in items]
     assert batched == pytest.approx(single, abs=1e-9)
     assert all(v < 0 for v in batched)
+    assert batched == pytest.approx([full_logits_loglik(vlm, it) for it in items], abs=1e-9)
 
 
 def test_grouped_logliks_equal_scoring_each_item_whole(vlm):
@@ -140,19 +142,23 @@ def test_answer_token_stats_of_items_on_one_image_run_their_prefix_once(vlm):
              + [vlm.encode(f"USER: <image>\n{q}\nASSISTANT:", a, images=(img2,)) for q, a in qa[:2]]
              + [vlm.encode(f"USER:\n{q}\nASSISTANT:", a) for q, a in qa[:3]])
     whole = [answer_token_stats(vlm, [item], batch_size=1)[0] for item in items]
-    prefilled = []
-    hook = vlm.model.register_forward_pre_hook(lambda m, a, kw: prefilled.append(kw["input_ids"].numel()),
-                                               with_kwargs=True)
+    prefilled, head_rows = [], []
+    hooks = [vlm.model.model.register_forward_pre_hook(lambda m, a, kw: prefilled.append(kw["input_ids"].numel()),
+                                                       with_kwargs=True),
+             vlm.model.lm_head.register_forward_pre_hook(lambda m, a: head_rows.append(a[0][..., 0].numel()))]
     try:
         grouped = answer_token_stats(vlm, items, batch_size=3)  # img1's 5 items: groups of 3 and 2
     finally:
-        hook.remove()
+        for hook in hooks:
+            hook.remove()
     for got, want in zip(grouped, whole):
         assert got.top1 == want.top1
         for field in ("logp", "mean_logp", "std_logp"):
             assert getattr(got, field) == pytest.approx(getattr(want, field), abs=1e-12)
     # the image groups' prompts ran as prefixes (image tokens once per group), so fewer positions went in
-    assert sum(prefilled) < sum(len(e.input_ids) for e in items) - 3 * vlm.image_tokens
+    assert prefilled and sum(prefilled) < sum(len(e.input_ids) for e in items) - 3 * vlm.image_tokens
+    # and the LM head ran on the answer tokens only, not on every position of every prompt
+    assert sum(head_rows) == sum(len(e.input_ids) - e.n_prompt for e in items)
 
 
 def test_imported_full_vanilla_model_starts_the_chain(vlm, tmp_path):

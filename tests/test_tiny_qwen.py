@@ -19,6 +19,7 @@ from mmunlearn.models.tiny import QWEN2_VL_CHAT_TEMPLATE, build_tiny_qwen2_5_vl,
 from mmunlearn.train.examples import TrainItem
 from mmunlearn.train.stages import add_lora, encode_items, train_config
 from mmunlearn.train.trainer import train
+from conftest import full_logits_loglik
 
 TINY = dict(vocab_size=300, patch_size=8, vision_hidden=16, vision_layers=2, vision_heads=2, hidden=32,
             intermediate=64, layers=2, heads=2, max_positions=1024, min_pixels=16 * 16, max_pixels=48 * 48)
@@ -107,6 +108,7 @@ def test_batched_scoring_equals_one_at_a_time(vlm):
     items = [vlm.encode(p, " Ada Lovelace", images=imgs) for p, imgs in prompts_with_images()]
     single = [continuation_logliks(vlm, [e], 1)[0] for e in items]
     assert continuation_logliks(vlm, items, 7) == pytest.approx(single, abs=1e-9)
+    assert single == pytest.approx([full_logits_loglik(vlm, e) for e in items], abs=1e-9)  # the head's own logits
     # options of one question share its prompt: scored whole for this family (no cache reuse), the same values
     groups = [items[:3], items[3:]]
     grouped = grouped_continuation_logliks(vlm, groups, 8)

@@ -180,6 +180,31 @@ def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
+def _hidden_states(vlm: VisionLanguageModel, **inputs):
+    """The model's forward without its LM head: (last hidden states [batch x length x hidden], the outputs, with
+    the cache). Every registered family's ``*ForConditionalGeneration`` computes its logits as ``lm_head`` of
+    ``model(...)[0]`` (transformers 5: LLaVA, Idefics2, Qwen2.5-VL), so the head can run on the positions that
+    are scored only: at paper size a batch of 16 x 700 positions over Qwen2.5-VL's 152k vocabulary is 6.8 GB of
+    float32 logits, of which an answer needs a few rows."""
+    out = vlm.model.model(**inputs)
+    return out[0], out
+
+
+def _log_probs(vlm: VisionLanguageModel, hidden: torch.Tensor) -> torch.Tensor:
+    """Log-softmax over the vocabulary of the LM head at the given hidden states ([n x hidden] -> [n x vocab])."""
+    return torch.log_softmax(_at_least_float32(vlm.model.lm_head(hidden)), -1)
+
+
+def _scored_positions(vlm: VisionLanguageModel, items: list[Encoded]):
+    """One right-padded batch of whole items run once: the log-probabilities predicting each continuation token
+    ([scored tokens x vocabulary], position t predicts token t + 1), those tokens, and each item's count."""
+    batch = vlm.collate(items, padding_side="right", labels="answer")
+    target = batch.pop("labels")[:, 1:]
+    keep = target != -100
+    hidden, _ = _hidden_states(vlm, **batch, use_cache=False)
+    return _log_probs(vlm, hidden[:, :-1][keep]), target[keep], keep.sum(1).tolist()
+
+
 @torch.inference_mode()
 def continuation_logliks(vlm: VisionLanguageModel, items: list[Encoded], batch_size: int) -> list[float]:
     """Sum of log p over each item's continuation tokens (those past ``n_prompt``)."""
@@ -187,14 +212,10 @@ def continuation_logliks(vlm: VisionLanguageModel, items: list[Encoded], batch_s
     order = _order(items)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        batch = vlm.collate([items[i] for i in idx], padding_side="right", labels="answer")
-        labels = batch.pop("labels")
-        logits = _at_least_float32(vlm.model(**batch).logits[:, :-1])
-        target = labels[:, 1:]
-        logp = torch.log_softmax(logits, -1).gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        sums = (logp * (target != -100)).sum(1)
-        for i, v in zip(idx, sums.tolist()):
-            out[i] = v
+        logp, tokens, counts = _scored_positions(vlm, [items[i] for i in idx])
+        sums = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).split(counts)
+        for i, v in zip(idx, sums):
+            out[i] = float(v.sum())
     return out
 
 
@@ -212,19 +233,20 @@ def _shared_length(group: list[Encoded]) -> int:
 
 
 def _continue_on_shared_prefix(vlm: VisionLanguageModel, groups: list[list[Encoded]], shared: list[int],
-                               gi: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                               gi: list[int]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """One batch of groups whose items share their first ``shared[i]`` tokens and images: each group's shared
     tokens run once (right-padded), and its items' own tokens run on that KV cache with the position ids that
     follow the prefix's real tokens, so each row's scores are those of the item run whole. Returns, for every
-    item of the groups ``gi`` in order, the log-probabilities predicting each of its own tokens ([rows x width x
-    vocabulary]; token t is predicted by the prefix's last position for t = 0, else by own position t - 1), the
-    tokens ([rows x width]) and which of them are scored (continuation, not padding)."""
+    item of the groups ``gi`` in order, the log-probabilities predicting its scored (continuation) tokens
+    ([scored tokens x vocabulary]; token t of an item's own tokens is predicted by the prefix's last position for
+    t = 0, else by its own position t - 1), those tokens, and each item's count. The LM head runs on those
+    positions only."""
     prompts = [Encoded(groups[i][0].input_ids[:shared[i]], shared[i], groups[i][0].images) for i in gi]
     batch = vlm.collate(prompts, padding_side="right")
-    res = vlm.model(**batch, use_cache=True)
+    prefix_hidden, res = _hidden_states(vlm, **batch, use_cache=True)
     lengths = batch["attention_mask"].sum(1)
     rows = torch.arange(len(gi), device=vlm.device)
-    first_logp = torch.log_softmax(_at_least_float32(res.logits[rows, lengths - 1]), -1)
+    last = prefix_hidden[rows, lengths - 1]  # the prefix's last position: it predicts each item's first own token
     owner = [b for b, i in enumerate(gi) for _ in groups[i]]
     suffixes = [e.input_ids[shared[i]:] for i in gi for e in groups[i]]
     scored_from = [e.n_prompt - shared[i] for i in gi for e in groups[i]]  # suffix tokens before: context
@@ -240,12 +262,12 @@ def _continue_on_shared_prefix(vlm: VisionLanguageModel, groups: list[list[Encod
     cache.batch_select_indices(owner_t)
     attention = torch.cat([batch["attention_mask"][owner_t], mask], dim=1)
     positions = lengths[owner_t].unsqueeze(1) + torch.arange(width, device=vlm.device)
-    logits = _at_least_float32(vlm.model(input_ids=ids, attention_mask=attention, position_ids=positions,
-                                         cache=cache, use_cache=True).logits)
-    logp = torch.cat([first_logp[owner_t].unsqueeze(1), torch.log_softmax(logits[:, :-1], -1)], dim=1)
+    hidden, _ = _hidden_states(vlm, input_ids=ids, attention_mask=attention, position_ids=positions, cache=cache,
+                               use_cache=True)
+    predicting = torch.cat([last[owner_t].unsqueeze(1), hidden[:, :-1]], dim=1)  # the position before each token
     scored = mask.bool() & (torch.arange(width, device=vlm.device)
                             >= torch.tensor(scored_from, device=vlm.device)[:, None])
-    return logp, ids, scored
+    return _log_probs(vlm, predicting[scored]), ids[scored], scored.sum(1).tolist()
 
 
 def _shared_lengths(vlm: VisionLanguageModel, groups: list[list[Encoded]]) -> list[int]:
@@ -281,8 +303,8 @@ def grouped_continuation_logliks(vlm: VisionLanguageModel, groups: list[list[Enc
         for (i, j), v in zip(flat, continuation_logliks(vlm, [groups[i][j] for i, j in flat], batch_size)):
             out[i][j] = v
     for gi in _shared_prefix_batches(groups, shared, batch_size):
-        logp, ids, scored = _continue_on_shared_prefix(vlm, groups, shared, gi)
-        sums = iter((logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1) * scored).sum(1).tolist())
+        logp, tokens, counts = _continue_on_shared_prefix(vlm, groups, shared, gi)
+        sums = iter(float(v.sum()) for v in logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).split(counts))
         for i in gi:
             out[i] = [next(sums) for _ in groups[i]]
     return out
@@ -315,8 +337,8 @@ def _answer_tokens(logp: torch.Tensor, tokens: torch.Tensor, counts: list[int]) 
 @torch.inference_mode()
 def answer_token_stats(vlm: VisionLanguageModel, items: list[Encoded], batch_size: int) -> list[AnswerTokens]:
     """``AnswerTokens`` for each item's tokens past ``n_prompt``: one forward pass per item, batched by length;
-    the vocabulary-wide statistics are taken at answer positions only (a [answer tokens x vocabulary] tensor,
-    not [batch x length x vocabulary]). Items that show the same images (a person's fine-tuning QA pairs on
+    the LM head and the vocabulary-wide statistics run at answer positions only (an [answer tokens x vocabulary]
+    tensor, not [batch x length x vocabulary]). Items that show the same images (a person's fine-tuning QA pairs on
     their photo) are scored as groups on their shared prefix (``grouped_continuation_logliks``' path, at most
     ``batch_size`` items a group): the image and the template before the question run once per group, not once
     per item (LLaVA-1.5: 576 of a QA pair's ~600 tokens). The statistics are those of scoring each item whole
@@ -331,18 +353,13 @@ def answer_token_stats(vlm: VisionLanguageModel, items: list[Encoded], batch_siz
     groups = [[items[i] for i in m] for m in members]
     shared = _shared_lengths(vlm, groups)
     for gi in _shared_prefix_batches(groups, shared, batch_size):
-        logp, ids, scored = _continue_on_shared_prefix(vlm, groups, shared, gi)
-        stats = _answer_tokens(logp[scored], ids[scored], scored.sum(1).tolist())
+        stats = _answer_tokens(*_continue_on_shared_prefix(vlm, groups, shared, gi))
         for i, tokens in zip((i for g in gi for i in members[g]), stats):
             out[i] = tokens
     rest = [i for i, tokens in enumerate(out) if tokens is None]
     order = sorted(rest, key=lambda i: len(items[i].input_ids))
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        batch = vlm.collate([items[i] for i in idx], padding_side="right", labels="answer")
-        target = batch.pop("labels")[:, 1:]
-        keep = target != -100
-        logp = torch.log_softmax(_at_least_float32(vlm.model(**batch).logits[:, :-1][keep]), -1)
-        for i, tokens in zip(idx, _answer_tokens(logp, target[keep], keep.sum(1).tolist())):
+        for i, tokens in zip(idx, _answer_tokens(*_scored_positions(vlm, [items[i] for i in idx]))):
             out[i] = tokens
     return out
