@@ -51,6 +51,27 @@ def test_lora_only_on_language_model(vlm):
     assert trainable and all("lora_" in n and "vision" not in n and "projector" not in n for n in trainable)
 
 
+def test_scoring_a_model_under_training_runs_its_adapters(vlm):
+    """A LoRA-wrapped model (peft, as in training): scoring unwraps it to run the LM head at the scored
+    positions, and the adapters still count (equal to the wrapped model's own logits, float64)."""
+    import copy
+
+    clone = VisionLanguageModel(copy.deepcopy(vlm.model), vlm.processor, "llava")
+    add_lora(clone, {"r": 4, "alpha": 4, "dropout": 0.0}, seed=0)
+    torch.manual_seed(1)
+    for name, p in clone.model.named_parameters():
+        if "lora_B" in name:  # peft starts B at 0: make the adapters change the outputs
+            p.data.normal_(0, 0.5)
+    clone.model.eval()
+    img = render_face(np.arange(48).reshape(4, 4, 3) * 5, 16)
+    items = [vlm.encode("USER: <image>\nWhat is the job of this person?\nASSISTANT:", " a nurse", images=(img,)),
+             vlm.encode("USER:\nJob?\nASSISTANT:", " baker pilot")]
+    wrapped = [full_logits_loglik(clone, e) for e in items]
+    assert continuation_logliks(clone, items, 2) == pytest.approx(wrapped, abs=1e-9)
+    assert [sum(t.logp) for t in answer_token_stats(clone, items, 2)] == pytest.approx(wrapped, abs=1e-9)
+    assert wrapped != pytest.approx([full_logits_loglik(vlm, e) for e in items], abs=1e-3)  # the adapters count
+
+
 def test_batched_greedy_equals_sequential(vlm):
     img_a = render_face(np.arange(48).reshape(4, 4, 3) * 5, 16)
     img_b = render_face(np.full((4, 4, 3), 200), 16)

@@ -180,19 +180,25 @@ def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
+def _generation_model(vlm: VisionLanguageModel):
+    """The ``*ForConditionalGeneration`` itself, also under a peft wrapper (a model being trained with LoRA: its
+    adapters are injected in place, so the unwrapped model runs them)."""
+    return vlm.model.get_base_model() if hasattr(vlm.model, "get_base_model") else vlm.model
+
+
 def _hidden_states(vlm: VisionLanguageModel, **inputs):
     """The model's forward without its LM head: (last hidden states [batch x length x hidden], the outputs, with
     the cache). Every registered family's ``*ForConditionalGeneration`` computes its logits as ``lm_head`` of
     ``model(...)[0]`` (transformers 5: LLaVA, Idefics2, Qwen2.5-VL), so the head can run on the positions that
     are scored only: at paper size a batch of 16 x 700 positions over Qwen2.5-VL's 152k vocabulary is 6.8 GB of
     float32 logits, of which an answer needs a few rows."""
-    out = vlm.model.model(**inputs)
+    out = _generation_model(vlm).model(**inputs)
     return out[0], out
 
 
 def _log_probs(vlm: VisionLanguageModel, hidden: torch.Tensor) -> torch.Tensor:
     """Log-softmax over the vocabulary of the LM head at the given hidden states ([n x hidden] -> [n x vocab])."""
-    return torch.log_softmax(_at_least_float32(vlm.model.lm_head(hidden)), -1)
+    return torch.log_softmax(_at_least_float32(_generation_model(vlm).lm_head(hidden)), -1)
 
 
 def _scored_positions(vlm: VisionLanguageModel, items: list[Encoded]):
