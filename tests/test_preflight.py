@@ -234,6 +234,29 @@ def test_a_hub_model_without_cache_gets_the_built_in_architecture(tmp_path, monk
         model_source("other", {**cfg, "hub_id": "org/unknown"}, "org/unknown", lambda: text, 0)
 
 
+def test_a_cached_hub_config_without_weights_gets_the_familys_own_processor(tmp_path, monkeypatch):
+    """A snapshot with config.json and the processor but no weights (`weights: auto`): random weights of that
+    architecture, and the processor built as the family's loader builds it (Idefics2: image splitting off, even
+    where the saved processor turns it on)."""
+    import mmunlearn.preflight.measure as measure
+    from mmunlearn.models.tiny import build_tiny_idefics2, train_tokenizer
+
+    text = ["User:<image>What is the job of this person?<end_of_utterance>\nAssistant: baker"] * 20
+    tiny = dict(vocab_size=300, image_size=16, patch_size=8, vision_hidden=16, vision_layers=1, vision_heads=2,
+                hidden=32, intermediate=64, layers=1, heads=2, max_positions=256, resampler_latents=4)
+    model, processor = build_tiny_idefics2(train_tokenizer(text, 300, "idefics2"), tiny, seed=0)
+    processor.image_processor.do_image_splitting = True
+    model.config.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    monkeypatch.setattr(measure, "cached_snapshot", lambda repo, rev: tmp_path)
+    cfg = {"family": "idefics2", "source": "hub", "hub_id": "org/idefics2-like", "revision": None, "dtype": "float32"}
+    source = model_source("idefics2-like", cfg, cfg["hub_id"], lambda: text, 0)
+    assert source.weights == "random: cached hub config"
+    vlm = source.load()
+    assert vlm.processor.image_processor.do_image_splitting is False
+    assert sum(p.numel() for p in vlm.model.parameters()) == sum(p.numel() for p in model.parameters())
+
+
 def test_random_model_runs_in_the_configured_dtype_and_attention():
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
 

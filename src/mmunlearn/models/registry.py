@@ -20,6 +20,7 @@ import torch
 
 from ..data.schema import decode_image
 from . import prompts, tiny
+from .processors import qwen2_5_vl_processor
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ class Family:
     no_cache_reuse: str | None = None
     # The family's chat template around an evaluation prompt written in the paper's wording (None: as is)
     chat: Callable[[str], str] | None = None
+    # (source, revision, **processor options) -> the processor, as the pipeline builds it for this family; the
+    # family's loader and the preflight's cached-config model both ask here
+    processor: Callable[..., object] | None = None
 
 
 FAMILIES: dict[str, Family] = {}
@@ -71,18 +75,27 @@ QWEN2_5_VL_LORA_TARGET = LLAVA_LORA_TARGET  # the same module names: model.langu
 IDEFICS2_LORA_TARGET = r"model\.text_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
 
 
-@register_family("llava", LLAVA_LORA_TARGET, prompts.qa_prompt, build_tiny=tiny.build_tiny_llava)
+def processor_origin(source: str, revision: str | None, processor_source: str | None) -> tuple[str, str | None]:
+    """Where a loaded model's processor comes from: the authors' released checkpoints hold weights only (spec §3),
+    so theirs is the base model's (``processor_source``, as it is: no revision of the checkpoint's applies)."""
+    return (processor_source, None) if processor_source else (source, revision)
+
+
+def llava_processor(source: str, revision: str | None = None, **options):
+    from transformers import AutoProcessor
+
+    return AutoProcessor.from_pretrained(source, revision=revision, **options)
+
+
+@register_family("llava", LLAVA_LORA_TARGET, prompts.qa_prompt, build_tiny=tiny.build_tiny_llava,
+                 processor=llava_processor)
 def load_llava(source: str, revision: str | None, dtype: torch.dtype, device_map=None,
                processor_source: str | None = None, processor_options: dict | None = None):
-    from transformers import AutoProcessor, LlavaForConditionalGeneration
+    from transformers import LlavaForConditionalGeneration
 
     model = LlavaForConditionalGeneration.from_pretrained(source, revision=revision, dtype=dtype,
                                                           device_map=device_map, attn_implementation="sdpa")
-    # the authors' released checkpoints hold weights only (spec §3): their processor is the base model's
-    processor = AutoProcessor.from_pretrained(processor_source or source,
-                                              revision=None if processor_source else revision,
-                                              **(processor_options or {}))
-    return model, processor
+    return model, llava_processor(*processor_origin(source, revision, processor_source), **(processor_options or {}))
 
 
 def idefics2_train_prompt(question: str, with_image: bool) -> str:
@@ -102,19 +115,24 @@ def idefics2_expand_images(processor, text: str) -> str:
     return re.sub(rf"{re.escape(fake)}(?=[^\s<])", f"{fake} ", text)
 
 
+def idefics2_processor(source: str, revision: str | None = None, **options):
+    """Without image splitting (spec §3: the original turns it off)."""
+    from transformers import AutoProcessor
+
+    return AutoProcessor.from_pretrained(source, revision=revision, do_image_splitting=False, **options)
+
+
 @register_family("idefics2", IDEFICS2_LORA_TARGET, idefics2_train_prompt, answer_suffix="<end_of_utterance>",
                  expand_images=idefics2_expand_images, per_example_images=True,
-                 build_tiny=tiny.build_tiny_idefics2)
+                 build_tiny=tiny.build_tiny_idefics2, processor=idefics2_processor)
 def load_idefics2(source: str, revision: str | None, dtype: torch.dtype, device_map=None,
                   processor_source: str | None = None, processor_options: dict | None = None):
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText
 
     model = AutoModelForImageTextToText.from_pretrained(source, revision=revision, dtype=dtype,
                                                         device_map=device_map, attn_implementation="sdpa")
-    processor = AutoProcessor.from_pretrained(processor_source or source,
-                                              revision=None if processor_source else revision,
-                                              do_image_splitting=False, **(processor_options or {}))
-    return model, processor
+    return model, idefics2_processor(*processor_origin(source, revision, processor_source),
+                                     **(processor_options or {}))
 
 
 QWEN_SYSTEM = "You are a helpful assistant."  # the default system turn of Qwen2.5-VL's chat template
@@ -156,6 +174,7 @@ def qwen_expand_images(processor, text: str, counts: list[int]) -> str:
 
 @register_family("qwen2_5_vl", QWEN2_5_VL_LORA_TARGET, qwen_train_prompt, answer_suffix="<|im_end|>",
                  sized_images=qwen_expand_images, chat=qwen_chat, build_tiny=tiny.build_tiny_qwen2_5_vl,
+                 processor=qwen2_5_vl_processor,
                  no_cache_reuse="multimodal rotary positions: a token's position ids come from the images before "
                                 "it (their grids), computed over the whole sequence, so a cached prefix cannot be "
                                 "continued with plain position offsets")
@@ -163,13 +182,11 @@ def load_qwen2_5_vl(source: str, revision: str | None, dtype: torch.dtype, devic
                     processor_source: str | None = None, processor_options: dict | None = None):
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from .processors import qwen2_5_vl_processor
-
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(source, revision=revision, dtype=dtype,
                                                                device_map=device_map, attn_implementation="sdpa")
-    where, rev = (processor_source, None) if processor_source else (source, revision)
     # Qwen's own processor class also builds a video processor (torchvision): tokenizer and image processor only
-    return model, qwen2_5_vl_processor(where, rev, **(processor_options or {}))
+    return model, qwen2_5_vl_processor(*processor_origin(source, revision, processor_source),
+                                       **(processor_options or {}))
 
 
 @dataclass

@@ -176,19 +176,6 @@ def random_model(config, dtype: torch.dtype, device: torch.device):
     return model.eval()
 
 
-def _cached_processor(snapshot: Path, fam, model_cfg: dict):
-    """A cached snapshot's processor, as the family's loader builds it (models/registry.py)."""
-    options = model_cfg.get("processor") or {}
-    if fam.sized_images is not None:
-        from ..models.processors import qwen2_5_vl_processor
-
-        return qwen2_5_vl_processor(snapshot, **options)
-    from transformers import AutoProcessor
-
-    extra = {"do_image_splitting": False} if fam.per_example_images else {}
-    return AutoProcessor.from_pretrained(snapshot, **extra, **options)
-
-
 def model_source(name: str, model_cfg: dict, base_source: str, corpus_text: Callable[[], list[str]],
                  seed: int, weights: str = "auto") -> ModelSource:
     """Where the preflight's copy of model ``name`` comes from (module docstring). ``corpus_text()``: the
@@ -213,7 +200,7 @@ def model_source(name: str, model_cfg: dict, base_source: str, corpus_text: Call
         from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(snapshot)
-        processor = _cached_processor(snapshot, fam, model_cfg)
+        processor = fam.processor(snapshot, None, **(model_cfg.get("processor") or {}))  # as its loader builds it
         return ModelSource(name, fam.name, "random: cached hub config", "its own",
                            lambda: VisionLanguageModel(random_model(config, dtype, default_device()), processor,
                                                        fam.name))
