@@ -120,3 +120,20 @@ def test_grouped_option_logliks_equal_scoring_each_whole(vlm):
     for got, want, g in zip(grouped, whole, groups):
         assert got == pytest.approx(want, abs=1e-9)
         assert want == pytest.approx([full_logits_loglik(vlm, e) for e in g], abs=1e-9)  # the head's own logits
+
+
+def test_a_loaded_model_gets_the_familys_processor_with_the_configured_options(vlm, tmp_path):
+    """load_model builds the processor as the family says (``Family.processor``; Idefics2: image splitting off,
+    even where the saved processor turns it on), with the model entry's ``processor`` options on top."""
+    from mmunlearn.models.loading import load_model
+
+    vlm.processor.image_processor.do_image_splitting = True
+    vlm.model.save_pretrained(tmp_path)
+    vlm.processor.save_pretrained(tmp_path)
+    cfg = {"family": "idefics2", "source": "tiny", "dtype": "float64"}
+    loaded = load_model(cfg, str(tmp_path))
+    assert loaded.processor.image_processor.do_image_splitting is False
+    assert loaded.processor.image_processor.size == vlm.processor.image_processor.size
+    resized = load_model({**cfg, "processor": {"size": {"longest_edge": 32, "shortest_edge": 16}}}, str(tmp_path))
+    assert resized.processor.image_processor.size["longest_edge"] == 32
+    assert resized.processor.image_processor.do_image_splitting is False

@@ -57,12 +57,14 @@ def load_model(model_cfg: dict, base_source: str, run_dir: str | Path | None = N
     revision = model_cfg.get("revision") if model_cfg.get("source") == "hub" else None
     start, chain = adapter_chain(run_dir)
     if start is None:
-        model, processor = fam.load(base_source, revision, torch_dtype, device_map,
-                                    processor_options=model_cfg.get("processor"))
+        model = fam.load(base_source, revision, torch_dtype, device_map)
+        processor = fam.processor(base_source, revision, **(model_cfg.get("processor") or {}))
     else:
+        # the authors' released checkpoints hold weights only (spec §3): the processor is the base model's, as it
+        # is (no revision of the checkpoint's applies)
         log.info("starting from the imported model %s", start["source"])
-        model, processor = fam.load(start["source"], start["revision"], torch_dtype, device_map,
-                                    processor_source=base_source, processor_options=model_cfg.get("processor"))
+        model = fam.load(start["source"], start["revision"], torch_dtype, device_map)
+        processor = fam.processor(base_source, None, **(model_cfg.get("processor") or {}))
     if device_map is None:
         model.to(default_device())
     for adapter in chain:

@@ -31,10 +31,12 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 @dataclass(frozen=True)
 class Family:
     name: str
-    load: Callable[..., tuple[torch.nn.Module, object]]  # (source, revision, dtype, device_map, processor_source,
-    #                                                      processor_options)
+    load: Callable[..., torch.nn.Module]  # (source, revision, dtype, device_map) -> the model
     lora_target: str  # full-match regex over module names (PEFT semantics): language model only
     train_prompt: Callable[[str, bool], str]
+    # (source, revision, **processor options) -> the processor, as the pipeline builds it for this family: models/
+    # loading.py builds every loaded model's from here, and the preflight its cached-config model's
+    processor: Callable[..., object]
     answer_suffix: str = ""  # closes the answer turn of a training target (Idefics2's chat template)
     expand_images: Callable[[object, str], str] | None = None  # the processor's <image> expansion (None: n x <image>)
     per_example_images: bool = False  # pixel_values (B, max images, C, H, W) + pixel_attention_mask (Idefics2)
@@ -47,17 +49,15 @@ class Family:
     no_cache_reuse: str | None = None
     # The family's chat template around an evaluation prompt written in the paper's wording (None: as is)
     chat: Callable[[str], str] | None = None
-    # (source, revision, **processor options) -> the processor, as the pipeline builds it for this family; the
-    # family's loader and the preflight's cached-config model both ask here
-    processor: Callable[..., object] | None = None
 
 
 FAMILIES: dict[str, Family] = {}
 
 
-def register_family(name: str, lora_target: str, train_prompt: Callable[[str, bool], str], **options):
+def register_family(name: str, lora_target: str, train_prompt: Callable[[str, bool], str],
+                    processor: Callable[..., object], **options):
     def wrap(load):
-        FAMILIES[name] = Family(name, load, lora_target, train_prompt, **options)
+        FAMILIES[name] = Family(name, load, lora_target, train_prompt, processor, **options)
         return load
     return wrap
 
@@ -75,12 +75,6 @@ QWEN2_5_VL_LORA_TARGET = LLAVA_LORA_TARGET  # the same module names: model.langu
 IDEFICS2_LORA_TARGET = r"model\.text_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
 
 
-def processor_origin(source: str, revision: str | None, processor_source: str | None) -> tuple[str, str | None]:
-    """Where a loaded model's processor comes from: the authors' released checkpoints hold weights only (spec §3),
-    so theirs is the base model's (``processor_source``, as it is: no revision of the checkpoint's applies)."""
-    return (processor_source, None) if processor_source else (source, revision)
-
-
 def llava_processor(source: str, revision: str | None = None, **options):
     from transformers import AutoProcessor
 
@@ -89,13 +83,11 @@ def llava_processor(source: str, revision: str | None = None, **options):
 
 @register_family("llava", LLAVA_LORA_TARGET, prompts.qa_prompt, build_tiny=tiny.build_tiny_llava,
                  processor=llava_processor)
-def load_llava(source: str, revision: str | None, dtype: torch.dtype, device_map=None,
-               processor_source: str | None = None, processor_options: dict | None = None):
+def load_llava(source: str, revision: str | None, dtype: torch.dtype, device_map=None):
     from transformers import LlavaForConditionalGeneration
 
-    model = LlavaForConditionalGeneration.from_pretrained(source, revision=revision, dtype=dtype,
-                                                          device_map=device_map, attn_implementation="sdpa")
-    return model, llava_processor(*processor_origin(source, revision, processor_source), **(processor_options or {}))
+    return LlavaForConditionalGeneration.from_pretrained(source, revision=revision, dtype=dtype,
+                                                         device_map=device_map, attn_implementation="sdpa")
 
 
 def idefics2_train_prompt(question: str, with_image: bool) -> str:
@@ -125,14 +117,11 @@ def idefics2_processor(source: str, revision: str | None = None, **options):
 @register_family("idefics2", IDEFICS2_LORA_TARGET, idefics2_train_prompt, answer_suffix="<end_of_utterance>",
                  expand_images=idefics2_expand_images, per_example_images=True,
                  build_tiny=tiny.build_tiny_idefics2, processor=idefics2_processor)
-def load_idefics2(source: str, revision: str | None, dtype: torch.dtype, device_map=None,
-                  processor_source: str | None = None, processor_options: dict | None = None):
+def load_idefics2(source: str, revision: str | None, dtype: torch.dtype, device_map=None):
     from transformers import AutoModelForImageTextToText
 
-    model = AutoModelForImageTextToText.from_pretrained(source, revision=revision, dtype=dtype,
-                                                        device_map=device_map, attn_implementation="sdpa")
-    return model, idefics2_processor(*processor_origin(source, revision, processor_source),
-                                     **(processor_options or {}))
+    return AutoModelForImageTextToText.from_pretrained(source, revision=revision, dtype=dtype,
+                                                       device_map=device_map, attn_implementation="sdpa")
 
 
 QWEN_SYSTEM = "You are a helpful assistant."  # the default system turn of Qwen2.5-VL's chat template
@@ -178,15 +167,11 @@ def qwen_expand_images(processor, text: str, counts: list[int]) -> str:
                  no_cache_reuse="multimodal rotary positions: a token's position ids come from the images before "
                                 "it (their grids), computed over the whole sequence, so a cached prefix cannot be "
                                 "continued with plain position offsets")
-def load_qwen2_5_vl(source: str, revision: str | None, dtype: torch.dtype, device_map=None,
-                    processor_source: str | None = None, processor_options: dict | None = None):
+def load_qwen2_5_vl(source: str, revision: str | None, dtype: torch.dtype, device_map=None):
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(source, revision=revision, dtype=dtype,
-                                                               device_map=device_map, attn_implementation="sdpa")
-    # Qwen's own processor class also builds a video processor (torchvision): tokenizer and image processor only
-    return model, qwen2_5_vl_processor(*processor_origin(source, revision, processor_source),
-                                       **(processor_options or {}))
+    return Qwen2_5_VLForConditionalGeneration.from_pretrained(source, revision=revision, dtype=dtype,
+                                                              device_map=device_map, attn_implementation="sdpa")
 
 
 @dataclass

@@ -200,7 +200,7 @@ def model_source(name: str, model_cfg: dict, base_source: str, corpus_text: Call
         from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(snapshot)
-        processor = fam.processor(snapshot, None, **(model_cfg.get("processor") or {}))  # as its loader builds it
+        processor = fam.processor(snapshot, None, **(model_cfg.get("processor") or {}))  # as load_model builds it
         return ModelSource(name, fam.name, "random: cached hub config", "its own",
                            lambda: VisionLanguageModel(random_model(config, dtype, default_device()), processor,
                                                        fam.name))
