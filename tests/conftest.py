@@ -88,3 +88,16 @@ def full_logits_loglik(vlm, item) -> float:
     with torch.no_grad():
         logp = torch.log_softmax(vlm.model(**vlm.collate([item])).logits[0], -1)
     return sum(logp[t - 1, item.input_ids[t]].item() for t in range(item.n_prompt, len(item.input_ids)))
+
+
+def encode_one_at_a_time(vlm, prompt: str, continuation: str, images: tuple, append_eos: bool = False):
+    """The reference for ``encode_all``: the prompt and the prompt with its continuation each through the tokenizer
+    on its own, the scored tokens past their common prefix."""
+    from mmunlearn.models.registry import Encoded
+
+    ids = vlm.tokenizer(vlm.expanded(prompt, images))["input_ids"]
+    if not continuation:
+        return Encoded(ids, len(ids), images)
+    full = vlm.tokenizer(vlm.expanded(prompt + continuation, images))["input_ids"]
+    n = next((k for k, (a, b) in enumerate(zip(ids, full)) if a != b), min(len(ids), len(full)))
+    return Encoded(full + ([vlm.tokenizer.eos_token_id] if append_eos else []), n, images)

@@ -219,6 +219,37 @@ def test_a_model_showing_fewer_demos_takes_a_seeded_subset(small_data, split):
     assert [p.id for p in demo_profiles("retain", "cloze", split, full, {"fewshot": {"cloze": 1}})] == [one[0].id]
 
 
+def test_likelihood_on_the_generation_prefill_equals_scoring_it_alone(small_data, split, trained):
+    """Where an evaluation scores both, the likelihood task's gold answers are scored on the generation task's
+    prefill (asked in either order): its records equal scoring it alone (float64), the generation's are
+    unchanged, and the prompts went through the model once, not twice."""
+    bench = small_data / "MLLMU-Bench"
+    positions = []
+    hook = trained.model.model.register_forward_pre_hook(
+        lambda m, a, kw: positions.append(kw["input_ids"].numel()), with_kwargs=True)
+    try:
+        runs = {}
+        for name, tasks in (("likelihood", ["likelihood"]), ("generation", ["generation"]),
+                            ("both", ["likelihood", "generation"])):
+            positions.clear()
+            runs[name] = evaluate_split(trained, bench, "forget", split, tasks, _cfg())[0], sum(positions)
+    finally:
+        hook.remove()
+    both = runs["both"][0]
+    assert [s["task"] for s in both] == sorted((s["task"] for s in both), key=["generation", "likelihood"].index)
+    for name in ("likelihood", "generation"):
+        alone = runs[name][0]
+        ridden = [s for s in both if s["task"] == name]
+        assert [s["prompt_id"] for s in ridden] == [s["prompt_id"] for s in alone] and alone
+        for a, b in zip(ridden, alone):
+            assert a.get("raw_output") == b.get("raw_output")
+            assert a["score"] == pytest.approx(b["score"], abs=1e-9)
+            assert a.get("mia", {}) == pytest.approx(b.get("mia", {}), abs=1e-9)
+    # the likelihood task alone prefilled its prompts; riding, it added its answers' tokens only
+    answer_tokens = sum(s["answer_tokens"] for s in runs["likelihood"][0])
+    assert runs["both"][1] - runs["generation"][1] < runs["likelihood"][1] - answer_tokens
+
+
 def test_likelihood_task_batched_equals_one_at_a_time(small_data, split, trained):
     """The teacher-forced privacy task (and the option probabilities beside classification): every per-item
     statistic batched equals one item at a time (float64); the model that learnt these people's QA pairs

@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from mmunlearn.data.synthetic import render_face
-from mmunlearn.eval.decode import continuation_logliks, greedy_generate, grouped_continuation_logliks
+from mmunlearn.eval.decode import (answer_token_stats, continuation_logliks, generate_and_score, greedy_generate,
+                                   grouped_continuation_logliks)
 from mmunlearn.models import prompts
 from mmunlearn.models.registry import VisionLanguageModel, idefics2_train_prompt
 from mmunlearn.models.tiny import build_tiny_idefics2, train_tokenizer
@@ -92,6 +93,25 @@ def test_batched_greedy_equals_one_at_a_time(vlm):
     batched = greedy_generate(vlm, encs, max_new_tokens=5, batch_size=3)
     single = [greedy_generate(vlm, [e], max_new_tokens=5, batch_size=1)[0] for e in encs]
     assert batched == single
+
+
+def test_answers_on_the_generation_prefill_equal_scoring_them_whole(vlm):
+    """Idefics2's KV cache (the image's resampled tokens in it) continued with the gold answers after generation:
+    every statistic equals scoring the answer whole (float64), with and without an image, in one left-padded
+    batch."""
+    vlm.model.eval()
+    cases = [(prompts.generation_prompt(QUESTION, True), " a baker", (face(2),)),
+             (prompts.generation_prompt("What does Ada Berg do for a living?", False), " pilot nurse", ()),
+             (prompts.qa_prompt(QUESTION, True), " nurse", (face(3),))]
+    items = [vlm.encode(p, images=imgs) for p, _, imgs in cases]
+    answers = [vlm.encode(p.rstrip(), a, images=imgs) for p, a, imgs in cases]
+    outputs, tokens = generate_and_score(vlm, items, answers, 5, batch_size=3)
+    assert outputs == greedy_generate(vlm, items, max_new_tokens=5, batch_size=3)
+    for got, answer in zip(tokens, answers):
+        whole = answer_token_stats(vlm, [answer], batch_size=1)[0]
+        assert got.top1 == whole.top1
+        for field in ("logp", "mean_logp", "std_logp"):
+            assert getattr(got, field) == pytest.approx(getattr(whole, field), abs=1e-12)
 
 
 def test_shared_prefix_reuse_equals_full_prefill(vlm):

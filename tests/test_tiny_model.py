@@ -1,16 +1,18 @@
 """The tiny LLaVA: built offline from config, LoRA on the language model only, prompt/answer masking, and
 batched left-padded greedy decoding equal to one-at-a-time decoding."""
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
 
 from mmunlearn.data.synthetic import render_face
-from mmunlearn.eval.decode import (answer_token_stats, continuation_logliks, greedy_generate,
+from mmunlearn.eval.decode import (answer_token_stats, continuation_logliks, generate_and_score, greedy_generate,
                                    grouped_continuation_logliks)
 from mmunlearn.models.registry import VisionLanguageModel
 from mmunlearn.models.tiny import build_tiny_llava, train_tokenizer
 from mmunlearn.train.stages import add_lora
-from conftest import full_logits_loglik
+from conftest import encode_one_at_a_time, full_logits_loglik
 
 TINY = dict(vocab_size=300, image_size=16, patch_size=8, vision_hidden=16, vision_layers=2, vision_heads=2,
             hidden=32, intermediate=64, layers=2, heads=2, max_positions=256)
@@ -180,6 +182,73 @@ def test_answer_token_stats_of_items_on_one_image_run_their_prefix_once(vlm):
     assert prefilled and sum(prefilled) < sum(len(e.input_ids) for e in items) - 3 * vlm.image_tokens
     # and the LM head ran on the answer tokens only, not on every position of every prompt
     assert sum(head_rows) == sum(len(e.input_ids) - e.n_prompt for e in items)
+
+
+def test_answers_scored_on_the_generation_prefill_equal_scoring_them_whole(vlm):
+    """The likelihood task's gold answers continue the generation prompts: scored on the KV cache generation
+    leaves (cut back to the prompts), each statistic equals scoring the answer whole (float64), the generated text
+    equals greedy_generate's, and the prompts are not prefilled a second time. Left-padded batches of prompts of
+    different lengths, with and without an image, one whose last token (a space) the answer does not share, a
+    shared few-shot prefix, rows that finish early, and answers that cannot ride (none given, other images) come
+    back None."""
+    img1, img2 = render_face(np.arange(48).reshape(4, 4, 3) * 5, 16), render_face(np.full((4, 4, 3), 200), 16)
+    shots = "USER: <image>\nQuestion: x\nAnswer: pilot\n"
+    cases = [(f"{shots}USER: <image>\nWhat is the job of this person?\nASSISTANT: ", " a nurse who flies",
+              (img2, img1)),
+             (f"{shots}USER: <image>\nJob?\nASSISTANT:", " baker", (img2, img2)),
+             (f"{shots}USER:\nWhat is the job of Ada Berg, the baker or the pilot?\nASSISTANT:", " pilot nurse",
+              (img2,)),
+             (f"{shots}USER:\nA?\nASSISTANT:", " baker pilot nurse baker", (img2,)),
+             (f"{shots}USER:\nB?\nASSISTANT:", None, (img2,))]
+    items = [vlm.encode(p, images=imgs) for p, _, imgs in cases]
+    # as the likelihood task's: the prompt without trailing whitespace (the first ends in a space token of its own)
+    answers = [vlm.encode(p.rstrip(), a, images=imgs) if a else None for p, a, imgs in cases]
+    assert items[0].input_ids[:-1] == answers[0].input_ids[:len(items[0].input_ids) - 1] != items[0].input_ids
+    answers[1] = vlm.encode(cases[0][0], " baker", images=cases[0][2])  # another prompt's answer: does not ride
+    prefix = vlm.encode(shots, images=(img2,))
+    for batch_size, few_shot in ((5, None), (2, None), (5, prefix), (3, prefix)):
+        calls = {"alone": [], "riding": []}
+        for key in calls:
+            hook = vlm.model.model.register_forward_pre_hook(
+                lambda m, a, kw, key=key: calls[key].append(kw["input_ids"].shape[1]), with_kwargs=True)
+            try:
+                if key == "alone":
+                    want = greedy_generate(vlm, items, 5, batch_size, prefix=few_shot)
+                else:
+                    got, tokens = generate_and_score(vlm, items, answers, 5, batch_size, prefix=few_shot)
+            finally:
+                hook.remove()
+        assert got == want
+        assert [t is None for t in tokens] == [False, True, False, False, True]
+        for k in (0, 2, 3):
+            whole = answer_token_stats(vlm, [answers[k]], batch_size=1)[0]
+            assert tokens[k].top1 == whole.top1
+            for field in ("logp", "mean_logp", "std_logp"):
+                assert getattr(tokens[k], field) == pytest.approx(getattr(whole, field), abs=1e-12)
+        # generation ran as before, plus one pass per batch with answers: their own tokens and the prompt's
+        # last tokens, never a whole prompt again (without the few-shot block every prompt is longer than that)
+        extra = Counter(calls["riding"]) - Counter(calls["alone"])
+        longest = max(len(answers[k].input_ids) - len(items[k].input_ids) + 2 for k in (0, 2, 3))
+        assert Counter(calls["alone"]) - Counter(calls["riding"]) == Counter()
+        assert 1 <= extra.total() <= -(-len(items) // batch_size) and max(extra) <= longest
+        assert few_shot or longest < min(len(e.input_ids) for e in items)
+
+
+def test_encoding_many_items_at_once_equals_one_at_a_time(vlm):
+    """encode_all (one tokenizer call for the prompts, one for the prompts with their continuations, each distinct
+    text once) gives each item's tokens and scored span as tokenising it alone: repeated prompts (a question's
+    options), no continuation, images, a continuation that merges with the prompt's last token, EOS appended."""
+    img = render_face(np.arange(48).reshape(4, 4, 3) * 5, 16)
+    question = "USER: <image>\nWhat is the job of this person?\nASSISTANT:"
+    rows = [(question, " baker", (img,)), (question, " pilot", (img,)), (question, "", (img,)),
+            ("USER:\nJob?\nASSISTANT:", " a nurse who flies", ()), ("USER:\nJob?\nASSISTANT", ": baker", ()),
+            (question, " baker", (img,))]
+    for append_eos in (False, True):
+        got = vlm.encode_all(*(list(c) for c in zip(*rows)), append_eos=append_eos)
+        want = [encode_one_at_a_time(vlm, *row, append_eos=append_eos and bool(row[1])) for row in rows]
+        assert got == want
+        assert got[0].input_ids is not got[5].input_ids  # equal texts, separate lists
+    assert vlm.encode_all([]) == []
 
 
 def test_imported_full_vanilla_model_starts_the_chain(vlm, tmp_path):

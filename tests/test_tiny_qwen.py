@@ -54,6 +54,17 @@ def test_an_image_is_as_many_tokens_as_its_merged_patches(vlm):
         vlm.tokenize(f"{prompts.IMAGE_TOKEN}{prompts.IMAGE_TOKEN}", IMAGES[:1])
 
 
+def test_encoding_many_items_at_once_equals_one_at_a_time(vlm):
+    """encode_all with images of different sizes (each its own token count) equals tokenising each item alone."""
+    from conftest import encode_one_at_a_time
+
+    rows = [(qwen_train_prompt("Who?", True), " Ada", IMAGES[k:k + 1]) for k in range(4)]
+    rows += [(qwen_train_prompt("Who is Ada?", False), " a pilot", ()), (rows[0][0], "", IMAGES[:1])]
+    got = vlm.encode_all(*(list(c) for c in zip(*rows)), append_eos=True)
+    assert got == [encode_one_at_a_time(vlm, *row, append_eos=bool(row[1])) for row in rows]
+    assert len({len(e.input_ids) for e in got[:4]}) == 4  # four image sizes, four lengths
+
+
 def test_tokenisation_equals_the_processors_rule(vlm):
     """Qwen's processor: the chat template renders an image as <|vision_start|><|image_pad|><|vision_end|>, then
     each <|image_pad|> becomes grid.prod() // merge_size**2 of them (transformers' Qwen2_5_VLProcessor

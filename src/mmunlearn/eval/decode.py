@@ -134,6 +134,37 @@ def greedy_generate(vlm: VisionLanguageModel, items: list[Encoded], max_new_toke
     ``stop="first_visible"`` ends a row at its first visible character (classification: one letter, not 50
     tokens). ``prefix``: a token-and-image prefix every item starts with, prefilled once and reused.
     """
+    return generate_and_score(vlm, items, None, max_new_tokens, batch_size, stop, prefix, decode_from, stats)[0]
+
+
+def reusable_prompt(answer: Encoded, prompt: Encoded) -> int:
+    """How many of ``prompt``'s first tokens ``answer`` (a teacher-forced item) can take from the prompt's KV cache:
+    the tokens both start with, short of the answer's first scored token and of the prompt's last token (whose
+    hidden state the cache does not keep); 0 where they show other images. The generation prompt "...ASSISTANT: "
+    and its gold answer "...ASSISTANT:" + " Paris" differ in their last prompt token: all but it are reused."""
+    if answer.images != prompt.images:
+        return 0
+    k, limit = 0, min(answer.n_prompt - 1, len(prompt.input_ids) - 1, len(answer.input_ids))
+    while k < limit and answer.input_ids[k] == prompt.input_ids[k]:
+        k += 1
+    return k
+
+
+@torch.inference_mode()
+def generate_and_score(vlm: VisionLanguageModel, items: list[Encoded], answers: list[Encoded | None] | None,
+                       max_new_tokens: int, batch_size: int, stop: str = "eos", prefix: Encoded | None = None,
+                       decode_from: str = "new_tokens",
+                       stats: DecodeStats | None = None) -> tuple[list[str], list[AnswerTokens | None]]:
+    """``greedy_generate``, and on the same prefill the teacher-forced ``AnswerTokens`` of ``answers[i]``, an item
+    that starts as prompt ``i`` does (``reusable_prompt``; the generation prompt followed by its gold answer). Each
+    batch's prompts run once for both: after decoding, the KV cache generation leaves is cut back to the prompts'
+    shared tokens and the rest of the answers' tokens run on it, with the position ids the prompts' real tokens
+    continue with. The statistics equal ``answer_token_stats`` of the answer run whole (tested in float64); answers
+    that share no prompt (None, other images, a family that cannot continue a cache) come back None, for the
+    caller to score whole."""
+    answers = answers if answers is not None and vlm.family.no_cache_reuse is None else [None] * len(items)
+    answers = [a if a is not None and reusable_prompt(a, p) > 0 else None for a, p in zip(answers, items)]
+    tokens: list[AnswerTokens | None] = [None] * len(items)
     outputs: list[str] = [""] * len(items)
     pad = vlm.tokenizer.pad_token_id
     eos = vlm.tokenizer.eos_token_id
@@ -160,8 +191,16 @@ def greedy_generate(vlm: VisionLanguageModel, items: list[Encoded], max_new_toke
         width = batch["input_ids"].shape[1]
         criteria = StoppingCriteriaList([FirstVisibleCharacter(visible_tokens(vlm), width)]) \
             if stop == "first_visible" else None
+        riding = [answers[i] for i in idx]
+        keep_cache = any(a is not None for a in riding)
         gen = vlm.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                                 stopping_criteria=criteria, pad_token_id=pad)
+                                 stopping_criteria=criteria, pad_token_id=pad, return_dict_in_generate=keep_cache)
+        if keep_cache:
+            scored = _answers_on_prompt_cache(vlm, gen.cache, batch["attention_mask"], width,
+                                              [items[i] for i in idx], riding)
+            for i, t in zip(idx, scored):
+                tokens[i] = t
+            gen = gen.sequences
         new = gen[:, width:].tolist()
         # a finished row keeps emitting padding: cut each row after its own EOS (as batch size 1 would end)
         new = [row[:row.index(eos) + 1] if eos in row else row for row in new]
@@ -172,7 +211,39 @@ def greedy_generate(vlm: VisionLanguageModel, items: list[Encoded], max_new_toke
         stats.prompt_tokens += sum(len(items[i].input_ids) for i in idx)
         stats.generated_tokens += (gen.shape[1] - width) * len(idx)  # positions computed, finished rows too
         stats.generate_calls += 1
-    return outputs
+    return outputs, tokens
+
+
+def _answers_on_prompt_cache(vlm: VisionLanguageModel, cache, prompt_mask: torch.Tensor, width: int,
+                             prompts: list[Encoded], answers: list[Encoded | None]) -> list[AnswerTokens | None]:
+    """``AnswerTokens`` of the answers that start as a generated batch's (left-padded) prompts do, from the KV cache
+    ``generate`` left. Every row's prompt ends in the cache's last columns, so the cache is cut back by the same
+    ``drop`` columns for all rows: the most any answer cannot reuse (``reusable_prompt``; at least the prompt's
+    last token, whose hidden state predicts the answer's first token). Each answer's tokens from there run on it."""
+    rows = [r for r, a in enumerate(answers) if a is not None]
+    drop = max(len(prompts[r].input_ids) - reusable_prompt(answers[r], prompts[r]) for r in rows)
+    rows = [r for r in rows if len(prompts[r].input_ids) > drop]  # a prompt the cut would take whole: scored whole
+    answers = [a if len(prompts[r].input_ids) > drop else None for r, a in enumerate(answers)]
+    if not rows:
+        return answers
+    cache.crop(-(cache.get_seq_length() - (width - drop)))
+    rows_t = torch.tensor(rows, device=vlm.device)
+    if len(rows) < len(answers):
+        cache.batch_select_indices(rows_t)
+    kept = [len(prompts[r].input_ids) - drop for r in rows]  # each row's tokens left in the cache
+    suffixes = [answers[r].input_ids[k:] for r, k in zip(rows, kept)]
+    # suffix position j is the answer's token kept + j: scored from the answer's n_prompt on
+    scored_from = torch.tensor([answers[r].n_prompt - k for r, k in zip(rows, kept)], device=vlm.device)
+    ids, mask = _right_padded(vlm, suffixes)
+    w = ids.shape[1]
+    before = prompt_mask[rows_t]
+    positions = (before.sum(1, keepdim=True) - drop) + torch.arange(w, device=vlm.device)
+    hidden, _ = _hidden_states(vlm, input_ids=ids, attention_mask=torch.cat([before[:, :width - drop], mask], 1),
+                               position_ids=positions, cache=cache, use_cache=True)
+    scored = mask[:, 1:].bool() & (torch.arange(1, w, device=vlm.device) >= scored_from[:, None])
+    stats = iter(_answer_tokens(_log_probs(vlm, hidden[:, :-1][scored]), ids[:, 1:][scored],
+                                scored.sum(1).tolist()))
+    return [next(stats) if a is not None else None for a in answers]
 
 
 def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
@@ -225,6 +296,17 @@ def continuation_logliks(vlm: VisionLanguageModel, items: list[Encoded], batch_s
     return out
 
 
+def _right_padded(vlm: VisionLanguageModel, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token lists as one right-padded batch on the model's device: (ids, attention mask)."""
+    width = max(len(x) for x in sequences)
+    ids = torch.full((len(sequences), width), vlm.tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for r, x in enumerate(sequences):
+        ids[r, :len(x)] = torch.tensor(x)
+        mask[r, :len(x)] = 1
+    return ids.to(vlm.device), mask.to(vlm.device)
+
+
 def _shared_length(group: list[Encoded]) -> int:
     """Tokens every item of a group starts with and none scores: the common token prefix, capped at the
     shortest prompt (a BPE merge across the prompt/continuation boundary ends it earlier)."""
@@ -256,13 +338,8 @@ def _continue_on_shared_prefix(vlm: VisionLanguageModel, groups: list[list[Encod
     owner = [b for b, i in enumerate(gi) for _ in groups[i]]
     suffixes = [e.input_ids[shared[i]:] for i in gi for e in groups[i]]
     scored_from = [e.n_prompt - shared[i] for i in gi for e in groups[i]]  # suffix tokens before: context
-    width = max(len(s) for s in suffixes)
-    ids = torch.full((len(suffixes), width), vlm.tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(suffixes), width), dtype=torch.long)
-    for r, s in enumerate(suffixes):
-        ids[r, :len(s)] = torch.tensor(s)
-        mask[r, :len(s)] = 1
-    ids, mask = ids.to(vlm.device), mask.to(vlm.device)
+    ids, mask = _right_padded(vlm, suffixes)
+    width = ids.shape[1]
     owner_t = torch.tensor(owner, device=vlm.device)
     cache = res.cache
     cache.batch_select_indices(owner_t)

@@ -125,6 +125,17 @@ def task_context(vlm: VisionLanguageModel, split: str, images: dict[str, bytes],
                        reuse_prefix=eval_cfg.get("reuse_prefix", True), seed=seed, options=options or {})
 
 
+def ride_order(tasks: list[str], vlm: VisionLanguageModel) -> list[str]:
+    """``tasks`` in their order, except that a task that rides on another (``Task.rides_on``: scored on its
+    prefill) comes right after it, as many come already."""
+    position = {t: float(k) for k, t in enumerate(tasks)}
+    for t in tasks:
+        host = get_task(t).rides_on
+        if host in position and position[host] > position[t] and vlm.family.no_cache_reuse is None:
+            position[t] = position[host] + 0.5
+    return sorted(tasks, key=position.__getitem__)
+
+
 def score_tasks(vlm: VisionLanguageModel, split: str, profiles: list, images: dict[str, bytes], tasks: list[str],
                 eval_cfg: dict, fewshot=lambda task: [], seed: int = 42,
                 options: dict | None = None) -> tuple[list[dict], list[dict], dict]:
@@ -132,12 +143,19 @@ def score_tasks(vlm: VisionLanguageModel, split: str, profiles: list, images: di
     over the records that have the metric; ``not_scored``: records a utility task could not score), decode
     statistics."""
     samples, metrics, stats = [], [], {}
+    tasks = ride_order(tasks, vlm)
+    contexts = {t: task_context(vlm, split, images, t, eval_cfg, fewshot(t), seed, options) for t in tasks}
+    riders = {get_task(t).rides_on: (get_task(t), contexts[t]) for t in tasks if get_task(t).rides_on in contexts
+              and vlm.family.no_cache_reuse is None}
     for task_name in tasks:
-        task = get_task(task_name)
-        ctx = task_context(vlm, split, images, task_name, eval_cfg, fewshot(task_name), seed, options)
+        task, ctx = get_task(task_name), contexts[task_name]
         for modality in task.modalities:
             t0 = time.time()
-            scored = run_task(task, profiles, modality, ctx)
+            ridden = modality in ctx.ridden
+            if ridden:  # scored on its host task's prefill, whose time it is counted in
+                scored = ctx.ridden.pop(modality)
+            else:
+                scored = run_task(task, profiles, modality, ctx, riders.get(task_name))
             if not scored and task.training_rows:
                 log.info("%s/%s/%s: none of these people has fine-tuning rows; not scored", split, task_name,
                          modality)
@@ -152,7 +170,8 @@ def score_tasks(vlm: VisionLanguageModel, split: str, profiles: list, images: di
                 if task.benchmark:
                     row["not_scored"] = sum("not_scored" in s for s in scored)
                 metrics.append(row)
-            log.info("%s/%s/%s: %d items in %.1f s: %s", split, task_name, modality, len(scored), time.time() - t0,
+            log.info("%s/%s/%s: %d items in %.1f s%s: %s", split, task_name, modality, len(scored), time.time() - t0,
+                     f" (on {task.rides_on}'s prefill, in its time)" if ridden else "",
                      ", ".join(f"{m['metric']}={m['value']:.3f}" for m in metrics[-len(task.metrics):]
                                if m["value"] is not None) if task.metrics else "")
         stats[task_name] = dataclasses.asdict(ctx.stats)

@@ -16,8 +16,8 @@ from ..models import prompts
 from ..models.registry import Encoded, VisionLanguageModel
 from ..train.examples import name_the_person
 from . import mmmu, privacy
-from .decode import (DecodeStats, answer_token_stats, check_context, context_length, greedy_generate,
-                     grouped_continuation_logliks, shares_prefix)
+from .decode import (AnswerTokens, DecodeStats, answer_token_stats, check_context, context_length,
+                     generate_and_score, grouped_continuation_logliks, shares_prefix)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class EvalContext:
     stats: DecodeStats = field(default_factory=DecodeStats)
     seed: int = 42  # seeded choices inside scoring (MMMU's random fallback)
     options: dict = field(default_factory=dict)  # the task's own settings (utility.<benchmark>: parser, ...)
+    ridden: dict[str, list[dict]] = field(default_factory=dict)  # modality -> records scored on a host's prefill
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,13 @@ class Task:
     stop: str = "eos"  # "first_visible": the parser reads one character
     after_answer: bool = False  # the original's response also falls back to the text after "Answer:"
     extra: Callable[[list[dict], list[tuple[str, tuple]], EvalContext], None] | None = None  # more scoring
-    generate: bool = True  # False: a teacher-forced task; ``extra`` scores every record, nothing is decoded
+    generate: bool = True  # False: a teacher-forced task; ``extra`` or ``answers`` scores it, nothing is decoded
+    # a teacher-forced task's items (prompt + gold answer) and gold answers, from its (question, images) pairs:
+    # scored by ``_score_answers`` (per-token likelihood statistics)
+    answers: Callable[[list[tuple], EvalContext], tuple[list[Encoded], list[str]]] | None = None
+    # the generating task whose prompts its ``answers`` items continue: where both are scored, they are scored on
+    # that task's prefill (eval/decode.py ``generate_and_score``), not prefilled again
+    rides_on: str | None = None
     training_rows: bool = False  # its questions are the people's fine-tuning QA pairs (Profile.qa, name)
     splits: tuple[str, ...] | None = None  # the splits it is scored on; None: every split
     modalities: tuple[str, ...] = MODALITIES  # the input modalities it is scored in
@@ -121,7 +128,7 @@ def drop_too_long(prep: Prepared, task: Task, ctx: EvalContext) -> list[dict]:
     that say why, and counted in the metrics (``not_scored``), never scored as wrong or silently dropped."""
     limit = context_length(ctx.vlm)
     keep, dropped = [], []
-    prep.encoded = [ctx.vlm.encode(p, images=imgs) for p, imgs in zip(prep.prompts, prep.images)]
+    prep.encoded = ctx.vlm.encode_all(prep.prompts, images=prep.images)
     for k, item in enumerate(prep.encoded):
         n = len(item.input_ids)
         if n + ctx.max_new_tokens > limit:
@@ -145,19 +152,41 @@ def response(output: str, task: Task, ctx: EvalContext) -> str:
     return output.strip()
 
 
-def run_task(task: Task, profiles: list[Profile], modality: str, ctx: EvalContext) -> list[dict]:
+def _teacher_forced(task: Task, prep: Prepared, ctx: EvalContext, built: tuple[list, list[str]] | None = None,
+                    riding: dict[str, AnswerTokens] | None = None) -> list[dict]:
+    """A teacher-forced task's records: its ``answers`` (``built`` already) scored, those in ``riding`` already
+    were, on another task's prefill (by prompt id); or its ``extra``."""
+    for rec in prep.records:
+        rec["score"] = {}
+    pairs = [(q, imgs) for q, imgs in zip(prep.questions, prep.images)]
+    if task.answers is None:
+        task.extra(prep.records, pairs, ctx)
+    else:
+        _score_answers(prep.records, *(built or task.answers(pairs, ctx)), ctx,
+                       [(riding or {}).get(rec["prompt_id"]) for rec in prep.records])
+    return prep.records
+
+
+def encode_groups(vlm: VisionLanguageModel, groups: list[list[tuple[str, str, tuple]]]) -> list[list[Encoded]]:
+    """Groups of (prompt, continuation, images) items (a question's answer options), encoded in one
+    ``encode_all``."""
+    flat = [item for group in groups for item in group]
+    encoded = iter(vlm.encode_all(*(list(column) for column in zip(*flat)))) if flat else iter(())
+    return [[next(encoded) for _ in group] for group in groups]
+
+
+def run_task(task: Task, profiles: list[Profile], modality: str, ctx: EvalContext,
+             rider: tuple[Task, EvalContext] | None = None) -> list[dict]:
     """Score ``task`` on ``profiles`` in one input modality: per-sample records with raw output, parsed answer
-    and score."""
+    and score. ``rider``: a teacher-forced task (and its context) whose items continue this task's prompts
+    (``Task.rides_on``): scored on this task's prefill, its records left in its context's ``ridden``."""
     prep = prepare(task, profiles, modality, ctx)
     dropped = drop_too_long(prep, task, ctx) if task.benchmark else []
     if not prep.records:
         return dropped
     if not task.generate:
-        for rec in prep.records:
-            rec["score"] = {}
-        task.extra(prep.records, [(q, imgs) for q, imgs in zip(prep.questions, prep.images)], ctx)
-        return prep.records
-    items = prep.encoded or [ctx.vlm.encode(p, images=imgs) for p, imgs in zip(prep.prompts, prep.images)]
+        return _teacher_forced(task, prep, ctx)
+    items = prep.encoded or ctx.vlm.encode_all(prep.prompts, images=prep.images)
     check_context(ctx.vlm, items, ctx.max_new_tokens, f"{ctx.split}/{task.name}/{modality}",
                   [r["prompt_id"] for r in prep.records])
     prefix = None
@@ -170,9 +199,20 @@ def run_task(task: Task, profiles: list[Profile], modality: str, ctx: EvalContex
             log.warning("%s/%s: the few-shot block tokenises differently inside prompts; not reusing it",
                         ctx.split, task.name)
             prefix = None
-    outputs = greedy_generate(ctx.vlm, items, ctx.max_new_tokens, ctx.batch_size,
-                              stop=task.stop if ctx.stopping_rule else "eos", prefix=prefix,
-                              decode_from=ctx.decode_from, stats=ctx.stats)
+    answers, rider_prep = [None] * len(items), None
+    if rider is not None and modality in rider[0].modalities:
+        rider_prep = prepare(rider[0], profiles, modality, rider[1])
+        built = rider[0].answers(list(zip(rider_prep.questions, rider_prep.images)), rider[1])
+        position = {rec["prompt_id"]: k for k, rec in enumerate(prep.records)}
+        for rec, item in zip(rider_prep.records, built[0]):
+            if rec["prompt_id"] in position:
+                answers[position[rec["prompt_id"]]] = item
+    outputs, riding = generate_and_score(ctx.vlm, items, answers, ctx.max_new_tokens, ctx.batch_size,
+                                         stop=task.stop if ctx.stopping_rule else "eos", prefix=prefix,
+                                         decode_from=ctx.decode_from, stats=ctx.stats)
+    if rider_prep is not None:
+        scored = {rec["prompt_id"]: t for rec, t in zip(prep.records, riding) if t is not None}
+        rider[1].ridden[modality] = _teacher_forced(rider[0], rider_prep, rider[1], built, scored)
     for rec, q, out in zip(prep.records, prep.questions, outputs):
         rec.update(raw_output=out, **task.score(response(out, task, ctx), q, ctx))
     if task.extra is not None:
@@ -196,10 +236,10 @@ def _option_loglik(records: list[dict], questions: list[tuple[MCQuestion, tuple]
     From the same log-likelihoods, per token (``option_nll``: mean NLL of each option's tokens), the TOFU-style
     ``option_prob`` (P̃(correct) / Σ P̃(options)) and ``truth_ratio`` (the split's convention of R, which is
     recorded raw as ``truth_ratio_raw`` for the forget-quality test in aggregation): eval/privacy.py."""
-    groups = []
-    for q, image in questions:
-        qa = ctx.vlm.render(prompts.qa_prompt(q.question, bool(image)))  # LLaVA's wording for every family, as eval.py
-        groups.append([ctx.vlm.encode(qa, " " + q.options[k], images=image) for k in q.options])
+    # LLaVA's wording for every family, as eval.py
+    qa = [ctx.vlm.render(prompts.qa_prompt(q.question, bool(image))) for q, image in questions]
+    groups = encode_groups(ctx.vlm, [[(text, " " + q.options[k], image) for k in q.options]
+                                     for text, (q, image) in zip(qa, questions)])
     for rec, (q, _), group, scores in zip(records, questions, groups,
                                           grouped_continuation_logliks(ctx.vlm, groups, ctx.batch_size)):
         keys = list(q.options)
@@ -268,33 +308,40 @@ register_task(Task(
 
 # --- likelihood (teacher-forced privacy and memorisation measures) -------------------------------------------
 
-def _score_answers(records: list[dict], items: list[Encoded], answers: list[str], ctx: EvalContext) -> None:
+def _score_answers(records: list[dict], items: list[Encoded], answers: list[str], ctx: EvalContext,
+                  done: list[AnswerTokens | None] | None = None) -> None:
     """Teacher-forced answers: per item the mean answer NLL, the four membership scores (``mia``: higher = more
     likely a non-member; their AUCs and PrivLeak are computed in aggregation against the holdout people), exact
-    memorisation and extraction strength (eval/privacy.py). One forward pass per item, batched by length."""
+    memorisation and extraction strength (eval/privacy.py). One forward pass per item, batched by length; items
+    whose statistics are ``done`` (scored on a generation prefill) are not run again."""
     check_context(ctx.vlm, items, 0, f"{ctx.split}/likelihood", [r["prompt_id"] for r in records])
-    for rec, answer, tokens in zip(records, answers, answer_token_stats(ctx.vlm, items, ctx.batch_size)):
+    done = done or [None] * len(items)
+    todo = [k for k, t in enumerate(done) if t is None]
+    computed = iter(answer_token_stats(ctx.vlm, [items[k] for k in todo], ctx.batch_size))
+    stats = [t if t is not None else next(computed) for t in done]
+    for rec, answer, tokens in zip(records, answers, stats):
         mia = privacy.mia_scores(tokens.logp, tokens.mean_logp, tokens.std_logp, answer)
         rec.update(answer_tokens=len(tokens.logp), mia=mia)
         rec["score"] = {"answer_nll": mia["loss"], "exact_memorisation": privacy.exact_memorisation(tokens.top1),
                         "extraction_strength": privacy.extraction_strength(tokens.top1)}
 
 
-def _generation_answers(records: list[dict], questions: list[tuple[OpenQuestion, tuple]], ctx: EvalContext) -> None:
-    """``likelihood``: the generation questions' ground-truth answers after the generation prompt (zero-shot)."""
-    items = [ctx.vlm.encode(ctx.vlm.render(prompts.generation_prompt(q.question, bool(image))).rstrip(),
-                            " " + q.ground_truth,
-                            images=image) for q, image in questions]
-    _score_answers(records, items, [q.ground_truth for q, _ in questions], ctx)
+def _generation_answers(questions: list[tuple[OpenQuestion, tuple]], ctx: EvalContext) -> tuple[list, list[str]]:
+    """``likelihood``: the generation questions' ground-truth answers after the generation prompt (zero-shot), the
+    generation task's prompt up to trailing whitespace: scored on that task's prefill where both run."""
+    items = ctx.vlm.encode_all([ctx.vlm.render(prompts.generation_prompt(q.question, bool(image))).rstrip()
+                                for q, image in questions],
+                               [" " + q.ground_truth for q, _ in questions], [image for _, image in questions])
+    return items, [q.ground_truth for q, _ in questions]
 
 
-def _training_answers(records: list[dict], questions: list[tuple[QAPair, tuple]], ctx: EvalContext) -> None:
+def _training_answers(questions: list[tuple[QAPair, tuple]], ctx: EvalContext) -> tuple[list, list[str]]:
     """``likelihood_qa``: the people's fine-tuning QA pairs exactly as fine-tuning showed them (the family's
     training prompt; image+text: the row's question with the evaluated image, text: the person named instead),
     the samples membership inference asks about in the strictest sense."""
-    items = [ctx.vlm.encode(ctx.vlm.family.train_prompt(rec["question"], bool(image)), " " + qa.answer,
-                            images=image) for rec, (qa, image) in zip(records, questions)]
-    _score_answers(records, items, [qa.answer for qa, _ in questions], ctx)
+    items = ctx.vlm.encode_all([ctx.vlm.family.train_prompt(qa.question, bool(image)) for qa, image in questions],
+                               [" " + qa.answer for qa, _ in questions], [image for _, image in questions])
+    return items, [qa.answer for qa, _ in questions]
 
 
 LIKELIHOOD_METRICS = ("answer_nll", "exact_memorisation", "extraction_strength")
@@ -302,7 +349,8 @@ register_task(Task(
     name="likelihood", metrics=LIKELIHOOD_METRICS,
     questions=lambda p, modality: [q for q in p.generation if q.modality == modality],
     prompt=lambda q, with_image, fewshot: prompts.generation_prompt(q.question, with_image),
-    gold=lambda q: q.ground_truth, score=lambda text, q, ctx: {}, extra=_generation_answers, generate=False))
+    gold=lambda q: q.ground_truth, score=lambda text, q, ctx: {}, answers=_generation_answers, generate=False,
+    rides_on="generation"))
 
 
 def _training_question(qa: QAPair, p: Profile, modality: str) -> QAPair:
@@ -320,7 +368,7 @@ register_task(Task(
     name="likelihood_qa", metrics=LIKELIHOOD_METRICS, training_rows=True, splits=("forget", "retain", "holdout"),
     questions=lambda p, modality: [_training_question(qa, p, modality) for qa in p.qa],
     prompt=lambda q, with_image, fewshot: q.question,
-    gold=lambda q: q.answer, score=lambda text, q, ctx: {}, extra=_training_answers, generate=False))
+    gold=lambda q: q.answer, score=lambda text, q, ctx: {}, answers=_training_answers, generate=False))
 
 
 # --- utility benchmarks (issue 17; data/utility.py, eval/mmmu.py, eval/llava_bench.py) ------------------------
@@ -353,8 +401,8 @@ def _mmmu_letter_loglik(records: list[dict], questions: list[tuple[dict, tuple]]
     full prompt (options listed, images shown). Letters, not option texts as in our classification task, because
     MMMU options can be images ("<image 2>"), which cannot be a continuation."""
     mc = [(rec, q, images) for rec, (q, images) in zip(records, questions) if q["question_type"] == "multiple-choice"]
-    groups = [[ctx.vlm.encode(ctx.vlm.render(utility_prompt(mmmu.prompt(q))), " " + x, images=images)
-               for x in mmmu.letters(q["options"])] for _, q, images in mc]
+    groups = encode_groups(ctx.vlm, [[(ctx.vlm.render(utility_prompt(mmmu.prompt(q))), " " + x, images)
+                                      for x in mmmu.letters(q["options"])] for _, q, images in mc])
     for (rec, q, _), scores in zip(mc, grouped_continuation_logliks(ctx.vlm, groups, ctx.batch_size)):
         keys = mmmu.letters(q["options"])
         best = keys[max(range(len(keys)), key=scores.__getitem__)]

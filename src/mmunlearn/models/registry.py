@@ -234,17 +234,27 @@ class VisionLanguageModel:
         grid = self._pixels_of(data)[1]
         return int(grid.prod()) // self.processor.image_processor.merge_size ** 2
 
-    def tokenize(self, text: str, images: tuple[bytes, ...] = ()) -> list[int]:
-        """Token ids of a prompt whose ``<image>`` placeholders stand for ``images``, in order (needed only by
-        families whose image token count depends on the image)."""
+    def expanded(self, text: str, images: tuple[bytes, ...]) -> str:
+        """The text the tokenizer sees: each ``<image>`` placeholder expanded to its image's tokens, in order
+        (``images`` is needed only by families whose image token count depends on the image)."""
         if self.family.sized_images is not None:
             counts = [self.image_token_count(img) for img in images[:text.count(prompts.IMAGE_TOKEN)]]
-            expanded = self.family.sized_images(self.processor, text, counts)
-        elif self.family.expand_images is not None:
-            expanded = self.family.expand_images(self.processor, text)
-        else:
-            expanded = text.replace(prompts.IMAGE_TOKEN, prompts.IMAGE_TOKEN * self.image_tokens)
-        return self.tokenizer(expanded)["input_ids"]
+            return self.family.sized_images(self.processor, text, counts)
+        if self.family.expand_images is not None:
+            return self.family.expand_images(self.processor, text)
+        return text.replace(prompts.IMAGE_TOKEN, prompts.IMAGE_TOKEN * self.image_tokens)
+
+    def tokenize(self, text: str, images: tuple[bytes, ...] = ()) -> list[int]:
+        """Token ids of a prompt whose ``<image>`` placeholders stand for ``images``, in order."""
+        return self.tokenize_all([text], [images])[0]
+
+    def tokenize_all(self, texts: list[str], images: list[tuple[bytes, ...]]) -> list[list[int]]:
+        """``tokenize`` of many texts in one tokenizer call, each distinct text once (a question's answer options
+        share its prompt): per-call overhead was about half of an evaluation's tokenisation time."""
+        expanded = [self.expanded(t, imgs) for t, imgs in zip(texts, images)]
+        distinct = list(dict.fromkeys(expanded))
+        ids = dict(zip(distinct, self.tokenizer(distinct)["input_ids"])) if distinct else {}
+        return [list(ids[e]) for e in expanded]
 
     def render(self, prompt: str) -> str:
         """An evaluation prompt in the paper's wording, in the family's chat template if it has one."""
@@ -253,16 +263,31 @@ class VisionLanguageModel:
     def encode(self, prompt: str, continuation: str = "", images: tuple[bytes, ...] = (),
                append_eos: bool = False) -> Encoded:
         """Tokenise ``prompt + continuation``; tokens past the prompt are the ones scored or trained on."""
-        prompt_ids = self.tokenize(prompt, images)
-        if not continuation:
-            return Encoded(prompt_ids, len(prompt_ids), images)
-        full = self.tokenize(prompt + continuation, images)
-        n = 0  # the prompt's tokens are a prefix of the full text's for BPE tokenizers; guard anyway
-        while n < min(len(prompt_ids), len(full)) and prompt_ids[n] == full[n]:
-            n += 1
-        if append_eos and self.tokenizer.eos_token_id is not None:
-            full = full + [self.tokenizer.eos_token_id]
-        return Encoded(full, n, images)
+        return self.encode_all([prompt], [continuation], [images], append_eos)[0]
+
+    def encode_all(self, texts: list[str], continuations: list[str] | None = None,
+                   images: list[tuple[bytes, ...]] | None = None, append_eos: bool = False) -> list[Encoded]:
+        """``encode`` of many items (prompt ``texts[i]``): the tokenizer runs once over the prompts and once over
+        the prompts with their continuations."""
+        continuations = continuations or [""] * len(texts)
+        images = images or [()] * len(texts)
+        prompt_ids = self.tokenize_all(texts, images)
+        whole = [k for k, c in enumerate(continuations) if c]
+        fulls = dict(zip(whole, self.tokenize_all([texts[k] + continuations[k] for k in whole],
+                                                  [images[k] for k in whole])))
+        out = []
+        for k, (ids, imgs) in enumerate(zip(prompt_ids, images)):
+            if k not in fulls:
+                out.append(Encoded(ids, len(ids), imgs))
+                continue
+            full = fulls[k]
+            n = 0  # the prompt's tokens are a prefix of the full text's for BPE tokenizers; guard anyway
+            while n < min(len(ids), len(full)) and ids[n] == full[n]:
+                n += 1
+            if append_eos and self.tokenizer.eos_token_id is not None:
+                full = full + [self.tokenizer.eos_token_id]
+            out.append(Encoded(full, n, imgs))
+        return out
 
     def _pixels_of(self, data: bytes) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One image through the real image processor (cached): pixels (C, H, W) and, for families that batch

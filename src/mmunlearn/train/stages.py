@@ -30,8 +30,9 @@ def encode_items(vlm: VisionLanguageModel, items, append_eos: bool, max_length: 
     image tokens alone exceed the paper's 384); longer items are cut at the end and counted."""
     out, cut = [], 0
     image_id = vlm.tokenizer.convert_tokens_to_ids(prompts.IMAGE_TOKEN)
-    for it in items:
-        enc = vlm.encode(it.prompt, it.answer + vlm.family.answer_suffix, it.images, append_eos=append_eos)
+    encoded = vlm.encode_all([it.prompt for it in items], [it.answer + vlm.family.answer_suffix for it in items],
+                             [it.images for it in items], append_eos=append_eos)
+    for enc in encoded:
         if max_length:
             n_text = sum(t != image_id for t in enc.input_ids)
             if n_text > max_length:
