@@ -146,6 +146,31 @@ def test_the_fewshot_prefix_is_not_reused_and_outputs_are_the_same(vlm, caplog):
     assert "few-shot prefix not reused for qwen2_5_vl: multimodal rotary positions" in caplog.text
 
 
+def test_likelihood_beside_generation_is_scored_whole_with_the_same_records(vlm):
+    """Qwen2.5-VL cannot continue a cache (multimodal rotary positions): asked beside generation, the likelihood
+    task's answers are scored whole, not on generation's prefill, and both tasks' records equal each task alone."""
+    from mmunlearn.data.schema import OpenQuestion, Profile
+    from mmunlearn.eval.runner import score_tasks
+
+    people = [Profile(id=str(i), images=[IMAGES[i]], generation=[
+        OpenQuestion("What is the job of this person?", ["a baker", "a nurse who flies", "pilot"][i], "image_text"),
+        OpenQuestion(f"What is the job of person {i}?", ["a cook", "baker", "a pilot and nurse"][i], "text")])
+        for i in range(3)]
+    cfg = {"batch_size": 2, "max_new_tokens": {"generation": 4}}
+    images = {p.id: p.image for p in people}
+    runs = {tuple(tasks): score_tasks(vlm, "forget", people, images, tasks, cfg)[0]
+            for tasks in (["likelihood"], ["generation"], ["likelihood", "generation"])}
+    both = runs["likelihood", "generation"]
+    for task in ("likelihood", "generation"):
+        alone = runs[(task,)]
+        ridden = [r for r in both if r["task"] == task]
+        assert len(alone) == 6 and [r["prompt_id"] for r in ridden] == [r["prompt_id"] for r in alone]
+        for a, b in zip(ridden, alone):
+            assert a.get("raw_output") == b.get("raw_output")
+            assert a["score"] == pytest.approx(b["score"], abs=1e-12)
+            assert a.get("mia", {}) == pytest.approx(b.get("mia", {}), abs=1e-12)
+
+
 def test_the_context_check_names_the_token_count(vlm):
     item = vlm.encode(qwen_chat(f"USER: {prompts.IMAGE_TOKEN * 6}\n" + "word " * 900 + "\nASSISTANT:"),
                       images=IMAGES)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from ..models.registry import Encoded, VisionLanguageModel
+from ..models.registry import Encoded, VisionLanguageModel, common_prefix
 
 
 class ContextLengthError(ValueError):
@@ -144,10 +144,7 @@ def reusable_prompt(answer: Encoded, prompt: Encoded) -> int:
     and its gold answer "...ASSISTANT:" + " Paris" differ in their last prompt token: all but it are reused."""
     if answer.images != prompt.images:
         return 0
-    k, limit = 0, min(answer.n_prompt - 1, len(prompt.input_ids) - 1, len(answer.input_ids))
-    while k < limit and answer.input_ids[k] == prompt.input_ids[k]:
-        k += 1
-    return k
+    return common_prefix(answer.input_ids, prompt.input_ids, min(answer.n_prompt, len(prompt.input_ids)) - 1)
 
 
 @torch.inference_mode()
@@ -220,10 +217,11 @@ def _answers_on_prompt_cache(vlm: VisionLanguageModel, cache, prompt_mask: torch
     ``generate`` left. Every row's prompt ends in the cache's last columns, so the cache is cut back by the same
     ``drop`` columns for all rows: the most any answer cannot reuse (``reusable_prompt``; at least the prompt's
     last token, whose hidden state predicts the answer's first token). Each answer's tokens from there run on it."""
+    drop = max(len(prompts[r].input_ids) - reusable_prompt(a, prompts[r]) for r, a in enumerate(answers)
+               if a is not None)
+    # a prompt the cut would take whole is scored whole, by the caller
+    answers = [a if a is not None and len(prompts[r].input_ids) > drop else None for r, a in enumerate(answers)]
     rows = [r for r, a in enumerate(answers) if a is not None]
-    drop = max(len(prompts[r].input_ids) - reusable_prompt(answers[r], prompts[r]) for r in rows)
-    rows = [r for r in rows if len(prompts[r].input_ids) > drop]  # a prompt the cut would take whole: scored whole
-    answers = [a if len(prompts[r].input_ids) > drop else None for r, a in enumerate(answers)]
     if not rows:
         return answers
     cache.crop(-(cache.get_seq_length() - (width - drop)))
@@ -310,13 +308,9 @@ def _right_padded(vlm: VisionLanguageModel, sequences: list[list[int]]) -> tuple
 def _shared_length(group: list[Encoded]) -> int:
     """Tokens every item of a group starts with and none scores: the common token prefix, capped at the
     shortest prompt (a BPE merge across the prompt/continuation boundary ends it earlier)."""
-    first = group[0].input_ids
     n = min(e.n_prompt for e in group)
     for e in group[1:]:
-        k = 0
-        while k < n and e.input_ids[k] == first[k]:
-            k += 1
-        n = k
+        n = common_prefix(e.input_ids, group[0].input_ids, n)
     return n
 
 

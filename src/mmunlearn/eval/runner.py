@@ -125,13 +125,13 @@ def task_context(vlm: VisionLanguageModel, split: str, images: dict[str, bytes],
                        reuse_prefix=eval_cfg.get("reuse_prefix", True), seed=seed, options=options or {})
 
 
-def ride_order(tasks: list[str], vlm: VisionLanguageModel) -> list[str]:
+def ride_order(tasks: list[str]) -> list[str]:
     """``tasks`` in their order, except that a task that rides on another (``Task.rides_on``: scored on its
     prefill) comes right after it, as many come already."""
     position = {t: float(k) for k, t in enumerate(tasks)}
     for t in tasks:
         host = get_task(t).rides_on
-        if host in position and position[host] > position[t] and vlm.family.no_cache_reuse is None:
+        if host in position and position[host] > position[t]:
             position[t] = position[host] + 0.5
     return sorted(tasks, key=position.__getitem__)
 
@@ -143,10 +143,10 @@ def score_tasks(vlm: VisionLanguageModel, split: str, profiles: list, images: di
     over the records that have the metric; ``not_scored``: records a utility task could not score), decode
     statistics."""
     samples, metrics, stats = [], [], {}
-    tasks = ride_order(tasks, vlm)
+    tasks = ride_order(tasks)
     contexts = {t: task_context(vlm, split, images, t, eval_cfg, fewshot(t), seed, options) for t in tasks}
-    riders = {get_task(t).rides_on: (get_task(t), contexts[t]) for t in tasks if get_task(t).rides_on in contexts
-              and vlm.family.no_cache_reuse is None}
+    # a family that cannot continue a cache (Family.no_cache_reuse) scores the rider's items whole, beside its host
+    riders = {get_task(t).rides_on: (get_task(t), contexts[t]) for t in tasks if get_task(t).rides_on in contexts}
     for task_name in tasks:
         task, ctx = get_task(task_name), contexts[task_name]
         for modality in task.modalities:
@@ -171,7 +171,7 @@ def score_tasks(vlm: VisionLanguageModel, split: str, profiles: list, images: di
                     row["not_scored"] = sum("not_scored" in s for s in scored)
                 metrics.append(row)
             log.info("%s/%s/%s: %d items in %.1f s%s: %s", split, task_name, modality, len(scored), time.time() - t0,
-                     f" (on {task.rides_on}'s prefill, in its time)" if ridden else "",
+                     f" (with {task.rides_on}, in its time)" if ridden else "",
                      ", ".join(f"{m['metric']}={m['value']:.3f}" for m in metrics[-len(task.metrics):]
                                if m["value"] is not None) if task.metrics else "")
         stats[task_name] = dataclasses.asdict(ctx.stats)

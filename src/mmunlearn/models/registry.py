@@ -174,6 +174,15 @@ def load_qwen2_5_vl(source: str, revision: str | None, dtype: torch.dtype, devic
                                                               device_map=device_map, attn_implementation="sdpa")
 
 
+def common_prefix(a: list[int], b: list[int], limit: int | None = None) -> int:
+    """How many tokens ``a`` and ``b`` start with alike, at most ``limit``."""
+    n = min(len(a), len(b)) if limit is None else min(len(a), len(b), limit)
+    k = 0
+    while k < n and a[k] == b[k]:
+        k += 1
+    return k
+
+
 @dataclass
 class Encoded:
     """One tokenised example: ``input_ids`` with ``n_prompt`` context tokens, and the images it shows."""
@@ -281,9 +290,7 @@ class VisionLanguageModel:
                 out.append(Encoded(ids, len(ids), imgs))
                 continue
             full = fulls[k]
-            n = 0  # the prompt's tokens are a prefix of the full text's for BPE tokenizers; guard anyway
-            while n < min(len(ids), len(full)) and ids[n] == full[n]:
-                n += 1
+            n = common_prefix(ids, full)  # all of the prompt for BPE tokenizers; a merge across the boundary ends it
             if append_eos and self.tokenizer.eos_token_id is not None:
                 full = full + [self.tokenizer.eos_token_id]
             out.append(Encoded(full, n, imgs))
