@@ -109,11 +109,13 @@ def test_results_carry_provenance(workdir):
     for key in ("git_commit", "seed", "dtype", "effective_batch_size", "config"):
         assert key in prov
     assert prov["config"]["methods"]["ga"]["lr"] == 1e-4 and prov["adapter_sha256"]
+    assert prov["cpu"]["model"] and prov["cpu"]["torch_kernels"]  # the evaluation ran torch: its kernel level
     samples = (workdir / "results/eval/tiny-llava/seed42/ga_text_10/forget_10.samples.jsonl").read_text().splitlines()
     first = json.loads(samples[0])
     assert {"prompt_id", "question", "gold", "raw_output", "parsed", "score"} <= set(first)
     run = json.loads((workdir / "results/models/tiny-llava/seed42/vanilla/run.json").read_text())
     assert run["effective_batch_size"] == 16 and run["lora_modules"]
+    assert run["cpu"] == prov["cpu"]  # trained and evaluated on this machine
     assert all("language_model" in m for m in run["lora_modules"])
     assert (workdir / "results/models/tiny-llava/seed42/vanilla/adapter/adapter_model.safetensors").is_file()
     assert not list((workdir / "results/models/tiny-llava/seed42/vanilla/adapter").glob("model*.safetensors"))

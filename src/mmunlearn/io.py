@@ -14,6 +14,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -110,6 +111,28 @@ def _installed_version(package: str) -> str | None:
         return None
 
 
+VECTOR_EXTENSIONS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "asimd", "sve")
+
+
+def cpu_identity() -> dict:
+    """The CPU a result was computed on: its model name, the vector extensions it offers, and the level torch's CPU
+    kernels dispatched to in this process (None where the job never imported torch: the judge). Trained weights
+    depend on it: the same commit, seed and data trained on an AVX2-only machine and on an AVX-512 one give models
+    that differ in their last bits and, after ~2,500 steps, in the demo's tables (README "Demo results")."""
+    model, flags = platform.processor() or None, set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model") and value.strip():
+                model = value.strip()
+            elif key.strip() in ("flags", "Features"):
+                flags = set(value.split())
+                break
+    torch = sys.modules.get("torch")
+    return {"model": model, "vector_extensions": [f for f in VECTOR_EXTENSIONS if f in flags],
+            "torch_kernels": torch.backends.cpu.get_cpu_capability() if torch is not None else None}
+
+
 def provenance(config: dict, *, seed: int, dtype: str, effective_batch_size: int | None = None,
                **extra: Any) -> dict:
     """What every result file records so that a number can be traced back to how it was made."""
@@ -121,6 +144,7 @@ def provenance(config: dict, *, seed: int, dtype: str, effective_batch_size: int
         "torch": _installed_version("torch"),
         "python": platform.python_version(),
         "host": platform.node(),
+        "cpu": cpu_identity(),
         **extra,
         "config": config,
     }
