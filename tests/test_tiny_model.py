@@ -357,3 +357,42 @@ def test_training_with_length_chunks_ends_where_whole_batches_do():
     (w1, h1), (w3, h3) = results
     assert len(h1) == len(h3) == 4 and h3 == pytest.approx(h1, rel=1e-6)
     assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-8) for a, b in zip(w1, w3))
+
+
+def test_a_job_stopped_between_its_last_step_and_its_write_resumes_at_the_end_and_only_writes(tmp_path, caplog):
+    """The trainer checkpoints its last step and leaves the checkpoint to the caller, which removes it only once
+    the run folder is written. A job killed in between (a cluster time limit) restarts from the untrained model,
+    resumes after the last step, trains nothing, and writes the same weights and history."""
+    import logging
+
+    from mmunlearn.train.stages import _save
+    from mmunlearn.train.trainer import TrainConfig, train
+
+    img = render_face(np.arange(48).reshape(4, 4, 3) % 255, 16)
+    tok = train_tokenizer(TEXTS, TINY["vocab_size"])
+    # 4 steps, checkpoints every 3: the last step's checkpoint is the end's, not the period's
+    cfg = TrainConfig(lr=1e-3, epochs=2, batch_size=6, seed=0, checkpoint_every=3)
+    root = tmp_path / "checkpoints"
+
+    def fresh(seed):
+        model, processor = build_tiny_llava(tok, TINY, seed=seed)
+        vlm = VisionLanguageModel(model, processor, "llava")
+        items = [vlm.encode("USER: <image>\nWhat is the job?\nASSISTANT:", " baker" * (1 + k % 3), (img,),
+                            append_eos=True) for k in range(12)]
+        return vlm, items
+
+    vlm, items = fresh(0)
+    history = train(vlm, "nll", {"train": items}, cfg, checkpoint_root=root)
+    trained = [p.detach().clone() for p in vlm.model.parameters()]
+    (saved,) = root.rglob("checkpoint.pt")
+    assert torch.load(saved, weights_only=False)["step"] == len(history) == 4
+    # killed here. The restart's model is initialised differently: only a resume can give the trained weights
+    again, items = fresh(1)
+    assert not all(torch.equal(a, b) for a, b in zip(trained, again.model.parameters()))
+    with caplog.at_level(logging.INFO, logger="mmunlearn.train.trainer"):
+        resumed = train(again, "nll", {"train": items}, cfg, checkpoint_root=root)
+    assert "at step 5/4" in caplog.text and "step 4/4 loss" not in caplog.text  # no step ran
+    assert resumed == history
+    assert all(torch.equal(a, b) for a, b in zip(trained, again.model.parameters()))
+    _save(again, tmp_path / "run", {"stage": "test"}, resumed, adapter=False, checkpoint_root=root)
+    assert (tmp_path / "run" / "run.json").is_file() and not root.exists()

@@ -19,9 +19,10 @@ takes every N-th item of it, and DDP averages the gradients. ``grad_accum`` cons
 optimiser step. With one process and ``grad_accum: 1`` the loop is the plain one.
 
 Resumable: with a checkpoint folder, the loop saves trainable weights, optimiser, scheduler, RNG state and the
-loss history every ``checkpoint_every`` steps (atomically), and on start continues from a checkpoint whose key
-(config, method, data fingerprint) matches. A fixed plan plus restored RNG state gives the same result as an
-uninterrupted run.
+loss history every ``checkpoint_every`` steps and after the last one (atomically), and on start continues from a
+checkpoint whose key (config, method, data fingerprint) matches. A fixed plan plus restored RNG state gives the
+same result as an uninterrupted run. The checkpoints outlive ``train``: the caller removes them once it has written
+the finished run (``stages._save``), so a job stopped in between resumes after the last step and only writes.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import logging
 import math
 import os
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -163,9 +163,6 @@ class Checkpoints:
         with atomic_file(self.file) as tmp:
             torch.save(state, tmp)
 
-    def clear(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-
 
 def parallel_state() -> tuple[int, int]:
     """(processes, this process's rank); starts the process group when launched by accelerate/torchrun."""
@@ -278,12 +275,11 @@ def train(vlm: VisionLanguageModel, method: str, streams: dict[str, list[Encoded
             rate = (step - start + 1) / (time.time() - t0)
             log.info("step %d/%d loss %.4f %s (%.2f steps/s, eta %.0f s)", step, total, row["loss"],
                      " ".join(f"{k} {v:.4f}" for k, v in logs.items()), rate, (total - step) / rate)
-        if rank == 0 and ckpt and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
+        # the last step too: a job stopped between it and the caller's write resumes at the end, trains nothing
+        if rank == 0 and ckpt and cfg.checkpoint_every and (step % cfg.checkpoint_every == 0 or step == total):
             ckpt.save({"step": step, "params": [p.detach().clone() for p in params],
                        "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                        "torch_rng": torch.get_rng_state(), "history": history,
                        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None})
     vlm.model.eval()
-    if ckpt and rank == 0:
-        ckpt.clear()  # the caller writes the finished run atomically; nothing to resume any more
     return history
