@@ -56,8 +56,9 @@ demo-seeds: venv
 preflight: venv
 	$(SNAKEMAKE) --cores all results/preflight.json
 
+# --durations: where the suite's time goes, in every CI log
 test: venv
-	set -o pipefail; $(BIN)/python -m pytest -q tests 2>&1 | tee .pytest-last.log
+	set -o pipefail; $(BIN)/python -m pytest -q --durations=15 tests 2>&1 | tee .pytest-last.log
 
 # A real one-node SLURM (root + apt-get: installs slurm-wlm, munge, slurmdbd, mariadb-server), the reduced
 # study through `--profile slurm`, GPU requests checked in sacct. Exits 2 where it cannot run (no root/apt).
