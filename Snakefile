@@ -19,6 +19,13 @@ include: "rules/export.smk"
 include: "rules/preflight.smk"
 
 
+onsuccess:
+    # Training checkpoints stay until the workflow has accepted their run (mmunlearn.workflow)
+    from mmunlearn.workflow import remove_finished_checkpoints
+
+    remove_finished_checkpoints()
+
+
 rule all:
     default_target: True
     input:

@@ -359,20 +359,22 @@ def test_training_with_length_chunks_ends_where_whole_batches_do():
     assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-8) for a, b in zip(w1, w3))
 
 
-def test_a_job_stopped_between_its_last_step_and_its_write_resumes_at_the_end_and_only_writes(tmp_path, caplog):
-    """The trainer checkpoints its last step and leaves the checkpoint to the caller, which removes it only once
-    the run folder is written. A job killed in between (a cluster time limit) restarts from the untrained model,
+def test_a_job_stopped_after_its_last_step_resumes_at_the_end_and_only_writes(tmp_path, caplog):
+    """The trainer checkpoints its last step and the job leaves its checkpoints in place when it writes its run:
+    the workflow removes them once it has accepted the run. A job killed after its last step (a time limit), or
+    marked failed by its cluster after writing (Snakemake then deletes the run), restarts from the untrained model,
     resumes after the last step, trains nothing, and writes the same weights and history."""
     import logging
 
     from mmunlearn.train.stages import _save
     from mmunlearn.train.trainer import TrainConfig, train
+    from mmunlearn.workflow import remove_finished_checkpoints
 
     img = render_face(np.arange(48).reshape(4, 4, 3) % 255, 16)
     tok = train_tokenizer(TEXTS, TINY["vocab_size"])
     # 4 steps, checkpoints every 3: the last step's checkpoint is the end's, not the period's
     cfg = TrainConfig(lr=1e-3, epochs=2, batch_size=6, seed=0, checkpoint_every=3)
-    root = tmp_path / "checkpoints"
+    root = tmp_path / "checkpoints" / "tiny" / "seed0" / "oracle_10"  # the run results/models/tiny/seed0/oracle_10
 
     def fresh(seed):
         model, processor = build_tiny_llava(tok, TINY, seed=seed)
@@ -394,5 +396,12 @@ def test_a_job_stopped_between_its_last_step_and_its_write_resumes_at_the_end_an
     assert "at step 5/4" in caplog.text and "step 4/4 loss" not in caplog.text  # no step ran
     assert resumed == history
     assert all(torch.equal(a, b) for a, b in zip(trained, again.model.parameters()))
-    _save(again, tmp_path / "run", {"stage": "test"}, resumed, adapter=False, checkpoint_root=root)
-    assert (tmp_path / "run" / "run.json").is_file() and not root.exists()
+    run = tmp_path / "results" / "models" / "tiny" / "seed0" / "oracle_10"
+    _save(again, run, {"stage": "test"}, resumed, adapter=False)
+    assert (run / "run.json").is_file() and saved.is_file()  # written, and still resumable
+    # the workflow's success removes the checkpoints of runs in place, and only those
+    unfinished = tmp_path / "checkpoints" / "tiny" / "seed0" / "vanilla" / "0123456789abcdef" / "checkpoint.pt"
+    unfinished.parent.mkdir(parents=True)
+    unfinished.write_bytes(b"")
+    assert remove_finished_checkpoints(tmp_path / "checkpoints", tmp_path / "results" / "models") == [root]
+    assert not root.exists() and unfinished.is_file()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
+from pathlib import Path
 
 
 def relaunch(processes: int) -> None:
@@ -54,3 +56,17 @@ def setup(smk, processes: int = 1) -> logging.Logger:
 def resolved_config(smk) -> dict:
     """The whole resolved configuration, recorded in every result file."""
     return dict(smk.config)
+
+
+def remove_finished_checkpoints(checkpoints: str | Path = "checkpoints", runs: str | Path = "results/models") -> list[Path]:
+    """Remove the training checkpoints of every run whose folder is in place; returns the roots removed.
+    ``checkpoints/<path>/<key>/checkpoint.pt`` belongs to the run ``runs/<path>`` (the training rules' ``checkpoints``
+    parameter). Called when the workflow succeeds (Snakefile ``onsuccess``), never by the training job: a cluster can
+    mark a job failed after its script wrote the run (a time limit reached seconds after the write), Snakemake
+    then deletes the run, and the retry must still find the last step's checkpoint to resume from."""
+    checkpoints = Path(checkpoints)
+    roots = sorted({ckpt.parent.parent for ckpt in checkpoints.glob("**/checkpoint.pt")})
+    finished = [root for root in roots if (Path(runs) / root.relative_to(checkpoints) / "run.json").is_file()]
+    for root in finished:
+        shutil.rmtree(root, ignore_errors=True)
+    return finished

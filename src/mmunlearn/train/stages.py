@@ -74,12 +74,10 @@ def _batching(cfg: TrainConfig) -> dict:
             "per_process_batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum}
 
 
-def _save(vlm: VisionLanguageModel, out_dir: Path, meta: dict, history: list[dict], adapter: bool,
-          checkpoint_root: str | Path | None) -> None:
-    """Write the run folder (rank 0 only when several processes trained it), then remove the run's checkpoints
-    (``checkpoint_root`` belongs to this run): not before, or a job stopped while writing would start over."""
+def _save(vlm: VisionLanguageModel, out_dir: Path, meta: dict, history: list[dict], adapter: bool) -> None:
+    """Write the run folder (rank 0 only when several processes trained it). The run's checkpoints stay: the
+    workflow removes them once it has accepted the run (``workflow.remove_finished_checkpoints``)."""
     import csv
-    import shutil
 
     if parallel_state()[1] != 0:
         return
@@ -91,8 +89,6 @@ def _save(vlm: VisionLanguageModel, out_dir: Path, meta: dict, history: list[dic
             w.writeheader()
             w.writerows(history)
         write_json_atomic(tmp / "run.json", meta)
-    if checkpoint_root is not None:
-        shutil.rmtree(checkpoint_root, ignore_errors=True)
 
 
 def _all_text(data_root: Path, corpus: str) -> list[str]:
@@ -135,7 +131,7 @@ def pretrain_tiny_base(data_root: str | Path, model_cfg: dict, hp: dict, out_dir
                     identity={"stage": "pretrain_tiny_base", "tiny": tiny})
     meta = {"stage": "pretrain_tiny_base", "parameters": sum(p.numel() for p in model.parameters()),
             "train_items": len(items), **provenance(config, seed=seed, dtype="float32", **_batching(cfg))}
-    _save(vlm, Path(out_dir), meta, history, adapter=False, checkpoint_root=checkpoint_root)
+    _save(vlm, Path(out_dir), meta, history, adapter=False)
     return meta
 
 
@@ -182,7 +178,7 @@ def finetune(data_profiles: list[Profile], model_cfg: dict, base_source: str, hp
             "profiles": len(data_profiles), "lora_modules": adapted,
             **provenance(config, seed=seed, dtype=hp.get("dtype") or model_cfg["dtype"],
                          device=str(vlm.device), image_policy=vlm.image_policy, **_batching(cfg))}
-    _save(vlm, Path(out_dir), meta, history, adapter=True, checkpoint_root=checkpoint_root)
+    _save(vlm, Path(out_dir), meta, history, adapter=True)
     return meta
 
 
@@ -261,5 +257,5 @@ def unlearn(method: str, modality: str, forget: list[Profile], retain: list[Prof
             "items": {k: len(v) for k, v in streams.items()},
             **provenance(config, seed=seed, dtype=hp.get("dtype") or model_cfg["dtype"],
                          device=str(vlm.device), image_policy=vlm.image_policy, **_batching(cfg))}
-    _save(vlm, Path(out_dir), meta, history, adapter=True, checkpoint_root=checkpoint_root)
+    _save(vlm, Path(out_dir), meta, history, adapter=True)
     return meta

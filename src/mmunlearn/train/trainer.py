@@ -21,8 +21,9 @@ optimiser step. With one process and ``grad_accum: 1`` the loop is the plain one
 Resumable: with a checkpoint folder, the loop saves trainable weights, optimiser, scheduler, RNG state and the
 loss history every ``checkpoint_every`` steps and after the last one (atomically), and on start continues from a
 checkpoint whose key (config, method, data fingerprint) matches. A fixed plan plus restored RNG state gives the
-same result as an uninterrupted run. The checkpoints outlive ``train``: the caller removes them once it has written
-the finished run (``stages._save``), so a job stopped in between resumes after the last step and only writes.
+same result as an uninterrupted run. The checkpoints outlive the job: the workflow removes them once it has
+accepted the run (``workflow.remove_finished_checkpoints``), so a job stopped after its last step, or marked failed
+by its cluster after writing its run (which Snakemake then deletes), resumes after the last step and only writes.
 """
 
 from __future__ import annotations
