@@ -20,6 +20,7 @@ from mmunlearn.eval.tasks import TASKS
 from mmunlearn.models.registry import family
 from mmunlearn.slurm_states import install as normalise_slurm_states
 from mmunlearn.train.losses import LOSSES, get_loss
+from mmunlearn.workflow import checkpoint_root
 
 DATA_ROOT = config["data"]["root"]
 VALIDATED = "results/data/validated.json"  # validate_data's facts: every consumer of the data depends on it

@@ -12,7 +12,7 @@ rule pretrain_tiny_base:
         model_cfg=lambda wc: config["models"][wc.model],
         seed=SEED,
         code=code_version(*CODE_TRAIN, "workflow_scripts/pretrain_tiny_base.py"),
-        checkpoints="checkpoints/{model}/base",  # resumable state lives outside the outputs (deleted on failure)
+        checkpoints=lambda wc, output: checkpoint_root(output.run),
     priority: 50
     threads: job_threads("pretrain_tiny_base")
     resources:
@@ -40,7 +40,7 @@ rule finetune_vanilla:
         seed=lambda wc: int(wc.seed),
         holdout_ratio=STUDY["holdout_ratio"],  # people it must not learn (membership inference's non-members)
         code=code_version(*CODE_TRAIN, "workflow_scripts/finetune.py"),
-        checkpoints="checkpoints/{model}/seed{seed}/vanilla",
+        checkpoints=lambda wc, output: checkpoint_root(output.run),
     priority: 40
     threads: job_threads("finetune_vanilla")
     resources:
@@ -67,7 +67,7 @@ rule finetune_oracle:
         hp=config["oracle"],
         seed=lambda wc: int(wc.seed),
         code=code_version(*CODE_TRAIN, "workflow_scripts/finetune.py"),
-        checkpoints="checkpoints/{model}/seed{seed}/oracle_{ratio}",
+        checkpoints=lambda wc, output: checkpoint_root(output.run),
     priority: 30
     threads: job_threads("finetune_oracle")
     resources:

@@ -17,7 +17,7 @@ rule unlearn:
         hp=lambda wc: config["methods"][wc.method],
         seed=lambda wc: int(wc.seed),
         code=code_version(*CODE_TRAIN, "workflow_scripts/unlearn.py"),
-        checkpoints="checkpoints/{model}/seed{seed}/{method}_{modality}_{ratio}",
+        checkpoints=lambda wc, output: checkpoint_root(output.run),
     priority: 20
     threads: job_threads("unlearn")
     resources:

@@ -1,6 +1,7 @@
 """The tiny LLaVA: built offline from config, LoRA on the language model only, prompt/answer masking, and
 batched left-padded greedy decoding equal to one-at-a-time decoding."""
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from mmunlearn.eval.decode import (answer_token_stats, continuation_logliks, gen
 from mmunlearn.models.registry import VisionLanguageModel
 from mmunlearn.models.tiny import build_tiny_llava, train_tokenizer
 from mmunlearn.train.stages import add_lora
-from conftest import encode_one_at_a_time, full_logits_loglik
+from conftest import REPO, encode_one_at_a_time, full_logits_loglik
 
 TINY = dict(vocab_size=300, image_size=16, patch_size=8, vision_hidden=16, vision_layers=2, vision_heads=2,
             hidden=32, intermediate=64, layers=2, heads=2, max_positions=256)
@@ -368,13 +369,16 @@ def test_a_job_stopped_after_its_last_step_resumes_at_the_end_and_only_writes(tm
 
     from mmunlearn.train.stages import _save
     from mmunlearn.train.trainer import TrainConfig, train
-    from mmunlearn.workflow import remove_finished_checkpoints
+    from mmunlearn.workflow import checkpoint_root, remove_finished_checkpoints
 
     img = render_face(np.arange(48).reshape(4, 4, 3) % 255, 16)
     tok = train_tokenizer(TEXTS, TINY["vocab_size"])
     # 4 steps, checkpoints every 3: the last step's checkpoint is the end's, not the period's
     cfg = TrainConfig(lr=1e-3, epochs=2, batch_size=6, seed=0, checkpoint_every=3)
-    root = tmp_path / "checkpoints" / "tiny" / "seed0" / "oracle_10"  # the run results/models/tiny/seed0/oracle_10
+    checkpoints, runs = tmp_path / "checkpoints", tmp_path / "results" / "models"
+    run = runs / "tiny" / "seed0" / "oracle_10"
+    root = Path(checkpoint_root(run, checkpoints, runs))  # where the training rules put this run's checkpoints
+    assert root == checkpoints / "tiny" / "seed0" / "oracle_10"
 
     def fresh(seed):
         model, processor = build_tiny_llava(tok, TINY, seed=seed)
@@ -396,12 +400,31 @@ def test_a_job_stopped_after_its_last_step_resumes_at_the_end_and_only_writes(tm
     assert "at step 5/4" in caplog.text and "step 4/4 loss" not in caplog.text  # no step ran
     assert resumed == history
     assert all(torch.equal(a, b) for a, b in zip(trained, again.model.parameters()))
-    run = tmp_path / "results" / "models" / "tiny" / "seed0" / "oracle_10"
     _save(again, run, {"stage": "test"}, resumed, adapter=False)
     assert (run / "run.json").is_file() and saved.is_file()  # written, and still resumable
     # the workflow's success removes the checkpoints of runs in place, and only those
-    unfinished = tmp_path / "checkpoints" / "tiny" / "seed0" / "vanilla" / "0123456789abcdef" / "checkpoint.pt"
-    unfinished.parent.mkdir(parents=True)
-    unfinished.write_bytes(b"")
-    assert remove_finished_checkpoints(tmp_path / "checkpoints", tmp_path / "results" / "models") == [root]
-    assert not root.exists() and unfinished.is_file()
+    unfinished = Path(checkpoint_root(runs / "tiny" / "seed0" / "vanilla", checkpoints, runs))
+    (unfinished / "0123456789abcdef").mkdir(parents=True)
+    (unfinished / "0123456789abcdef" / "checkpoint.pt").write_bytes(b"")
+    assert remove_finished_checkpoints(checkpoints, runs) == [root]
+    assert not root.exists() and (unfinished / "0123456789abcdef" / "checkpoint.pt").is_file()
+
+
+def test_every_training_rule_keeps_its_checkpoints_beside_its_run():
+    """A run's checkpoints are found, and removed once the workflow succeeds, by its folder's path alone: every rule
+    that passes a ``checkpoints`` root takes it from its run (a literal root would keep its checkpoints forever)."""
+    from mmunlearn.workflow import checkpoint_root
+
+    assert checkpoint_root("results/models/tiny-llava/seed42/ga_text_10") == "checkpoints/tiny-llava/seed42/ga_text_10"
+    assert checkpoint_root("results/models/tiny-llava/base") == "checkpoints/tiny-llava/base"
+    with pytest.raises(ValueError, match="results/merged/tiny-llava/seed42/ga_text_10: not under results/models"):
+        checkpoint_root("results/merged/tiny-llava/seed42/ga_text_10")
+    # the rules whose script resumes from smk.params.checkpoints, each read as its own block of text
+    resuming = {f.name for f in (REPO / "workflow_scripts").glob("*.py") if "smk.params.checkpoints" in f.read_text()}
+    blocks = [block for smk in sorted((REPO / "rules").glob("*.smk")) for block in smk.read_text().split("\nrule ")[1:]]
+    training = [block for block in blocks if any(f"workflow_scripts/{name}" in block for name in resuming)]
+    # the parse found the four training rules there are today, so the check below is not vacuous
+    assert {"pretrain_tiny_base", "finetune_vanilla", "finetune_oracle", "unlearn"} <= {
+        block.split(":")[0] for block in training}
+    for block in training:
+        assert "checkpoints=lambda wc, output: checkpoint_root(output.run)," in block, block.split(":")[0]

@@ -58,12 +58,27 @@ def resolved_config(smk) -> dict:
     return dict(smk.config)
 
 
-def remove_finished_checkpoints(checkpoints: str | Path = "checkpoints", runs: str | Path = "results/models") -> list[Path]:
+CHECKPOINTS, RUNS = Path("checkpoints"), Path("results/models")
+
+
+def checkpoint_root(run: str | Path, checkpoints: str | Path = CHECKPOINTS, runs: str | Path = RUNS) -> str:
+    """Where the training job writing the run folder ``run`` (``runs/<path>``) keeps its resumable state:
+    ``checkpoints/<path>``, outside the job's outputs (Snakemake deletes those of a failed job). The training rules'
+    ``checkpoints`` parameter comes from here, and ``remove_finished_checkpoints`` inverts it, so the two cannot
+    disagree about which run a checkpoint belongs to."""
+    try:
+        path = Path(run).relative_to(runs)
+    except ValueError:
+        raise ValueError(f"training run {run}: not under {runs}, so it has no checkpoint root") from None
+    return str(Path(checkpoints) / path)
+
+
+def remove_finished_checkpoints(checkpoints: str | Path = CHECKPOINTS, runs: str | Path = RUNS) -> list[Path]:
     """Remove the training checkpoints of every run whose folder is in place; returns the roots removed.
-    ``checkpoints/<path>/<key>/checkpoint.pt`` belongs to the run ``runs/<path>`` (the training rules' ``checkpoints``
-    parameter). Called when the workflow succeeds (Snakefile ``onsuccess``), never by the training job: a cluster can
-    mark a job failed after its script wrote the run (a time limit reached seconds after the write), Snakemake
-    then deletes the run, and the retry must still find the last step's checkpoint to resume from."""
+    ``checkpoints/<path>/<key>/checkpoint.pt`` belongs to the run ``runs/<path>`` (``checkpoint_root``). Called when
+    the workflow succeeds (Snakefile ``onsuccess``), never by the training job: a cluster can mark a job failed after
+    its script wrote the run (a time limit reached seconds after the write), Snakemake then deletes the run, and the
+    retry must still find the last step's checkpoint to resume from."""
     checkpoints = Path(checkpoints)
     roots = sorted({ckpt.parent.parent for ckpt in checkpoints.glob("**/checkpoint.pt")})
     finished = [root for root in roots if (Path(runs) / root.relative_to(checkpoints) / "run.json").is_file()]

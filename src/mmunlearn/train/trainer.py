@@ -276,7 +276,8 @@ def train(vlm: VisionLanguageModel, method: str, streams: dict[str, list[Encoded
             rate = (step - start + 1) / (time.time() - t0)
             log.info("step %d/%d loss %.4f %s (%.2f steps/s, eta %.0f s)", step, total, row["loss"],
                      " ".join(f"{k} {v:.4f}" for k, v in logs.items()), rate, (total - step) / rate)
-        # the last step too: a job stopped between it and the caller's write resumes at the end, trains nothing
+        # the last step too: a job stopped before its run is written, or failed by its cluster after the write (Snakemake
+        # then deletes the run), resumes at the end and trains nothing
         if rank == 0 and ckpt and cfg.checkpoint_every and (step % cfg.checkpoint_every == 0 or step == total):
             ckpt.save({"step": step, "params": [p.detach().clone() for p in params],
                        "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
