@@ -1,5 +1,4 @@
 # Config validation, paths and input functions shared by every rule file.
-import hashlib
 import os
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ sys.path.insert(0, str(REPO / "src"))  # once: the registries below are the pack
 
 from mmunlearn.cluster import (PlannedJob, format_estimate, gpu_hour_estimate, hub_environment, rule_resources,
                                scheduler_resources)
+from mmunlearn.code_version import code_version as mmunlearn_code_version
 from mmunlearn.eval.identity import RATIO_FREE_SPLITS, UTILITY_SPLITS, split_parts
 from mmunlearn.eval.tasks import TASKS
 from mmunlearn.models.registry import family
@@ -70,16 +70,10 @@ def _check_study():
 
 
 def code_version(*paths):
-    """Content hash of the code a rule runs (scripts and package modules), used as a param so that editing
-    the code reruns the rule while a new git commit alone does not."""
-    h = hashlib.sha256()
-    for rel in paths:
-        p = REPO / rel
-        files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
-        for f in files:
-            h.update(str(f.relative_to(REPO)).encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+    """Content hash of the code a rule runs (scripts and package modules), used as a param so that editing what
+    the rule executes reruns it, while a new git commit, or a comment or docstring edit, does not
+    (mmunlearn.code_version)."""
+    return mmunlearn_code_version(REPO, *paths)
 
 
 PKG = "src/mmunlearn"

@@ -98,10 +98,15 @@ def test_checkout_of_an_older_version_reproduces_its_summary_without_training(ve
      {"unlearn": 2, "evaluate": 2, "judge": 8, "review_llava_bench": 2, "aggregate": 1, "tables": 1, "figures": 1,
       "all": 1, "total": 18}),
     # a workflow script: that rule's jobs only
-    (("workflow_scripts/figures.py", "\n", "\n# an edit\n"), {"figures": 1, "all": 1, "total": 2}),
+    (("workflow_scripts/figures.py", "log = setup(smk)\n", "log = setup(smk)\nlog.info('edited')\n"),
+     {"figures": 1, "all": 1, "total": 2}),
+    # a docstring and a comment of the package: nothing (mmunlearn.code_version). Not so in a workflow script:
+    # Snakemake reruns a script rule whose script is newer than its outputs, whatever the edit
+    (("src/mmunlearn/train/trainer.py", '"""', '"""Edited. '), {}),
+    (("src/mmunlearn/eval/decode.py", "import torch\n", "import torch  # edited\n\n# a comment of its own\n"), {}),
     # package code a rule uses (decoding): every evaluation (5 runs with a ratio; base and vanilla's 3 ratio
     # splits and their ratio-free job each) and what reads it, no training
-    (("src/mmunlearn/eval/decode.py", "\n", "\n# an edit\n"),
+    (("src/mmunlearn/eval/decode.py", "import torch\n", "import torch\n\nEDITED = True\n"),
      {"evaluate": 5, "evaluate_split": 6, "evaluate_ratio_free": 2, "judge": 28, "review_llava_bench": 7,
       "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 52}),
     # a new method: only its jobs (+ the aggregation that now reads them)
