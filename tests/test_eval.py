@@ -24,12 +24,12 @@ FEWSHOT = {"classification": 1, "cloze": 2}
 
 @pytest.fixture(scope="module")
 def trained(small_data):
-    """A tiny LLaVA fully fine-tuned (float64) on the small twin's QA pairs in four formats for 1,000 steps: it
-    knows the people (checked below), so its output distributions are peaked, not a random model's near-ties."""
+    """A tiny LLaVA fully fine-tuned on the small twin's QA pairs in four formats for 1,000 steps, then cast to
+    float64 for the exact comparisons: it knows the people (checked below), so its output distributions are peaked,
+    not a random model's near-ties. It trains in float32, 1.8x faster per step here (8.7 against 4.8 s for 100)."""
     torch.manual_seed(0)
     tok = train_tokenizer(_all_text(small_data, "Pretrain_Set"), TINY["vocab_size"])
     model, processor = build_tiny_llava(tok, TINY, seed=0)
-    model.to(torch.float64)
     vlm = VisionLanguageModel(model, processor, "llava")
     items = build_mix(vanilla_set(small_data), ["qa", "qa_text", "mcq", "mcq_text"], prompts.qa_prompt, seed=0)
     enc = encode_items(vlm, items, append_eos=True, max_length=None)
@@ -41,7 +41,7 @@ def trained(small_data):
         model(**batch).loss.backward()
         opt.step()
         opt.zero_grad()
-    model.eval()
+    model.to(torch.float64).eval()
     return vlm
 
 
