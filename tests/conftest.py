@@ -2,12 +2,46 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+
+_NO_SLURM = None  # the folder of the stand-in scontrol, while the session uses one
+
+
+def slurm_controller_answers(timeout: float = 3.0) -> bool:
+    """Whether an ``scontrol`` is installed and a SLURM controller answers it within ``timeout`` seconds."""
+    if shutil.which("scontrol") is None:
+        return False
+    try:
+        return subprocess.run(["scontrol", "ping"], capture_output=True, timeout=timeout).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def pytest_configure(config):
+    """Where SLURM's client is installed but no controller answers (this machine after `make test-slurm` stopped
+    its daemons; a workstation with slurm-client), the SLURM executor plugin runs `scontrol show config` whenever
+    Snakemake starts, and it takes 9 s to fail: the suite starts Snakemake about a hundred times. For the session,
+    an `scontrol` that fails at once stands first on PATH, which is what the plugin meets where SLURM is not
+    installed (it reads no MinJobAge either way). A reachable controller is left alone. `make test-slurm`, which
+    runs its own daemons, is not a pytest session."""
+    global _NO_SLURM
+    if shutil.which("scontrol") is None or slurm_controller_answers():
+        return
+    _NO_SLURM = Path(tempfile.mkdtemp(prefix="mmu-no-slurm-"))
+    (_NO_SLURM / "scontrol").write_text("#!/bin/sh\necho 'scontrol: no SLURM controller (tests/conftest.py)' >&2\nexit 1\n")
+    (_NO_SLURM / "scontrol").chmod(0o755)
+    os.environ["PATH"] = f"{_NO_SLURM}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def pytest_unconfigure(config):
+    if _NO_SLURM is not None:
+        shutil.rmtree(_NO_SLURM, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
