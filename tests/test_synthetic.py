@@ -3,6 +3,7 @@ import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from mmunlearn.data.names import name_from_questions
 from mmunlearn.data.schema import IMAGE_TEXT, TEXT, decode_image, read_benchmark_folder, read_training_folder
@@ -118,3 +119,39 @@ def test_full_size_twin_has_the_papers_counts(tmp_path):
     assert len(instances) == 1_153
     assert sum(len(q) for p in instances for q in p.classification.values()) == 11_530
     assert sum(len(p.generation) for p in instances) == sum(len(p.cloze) for p in instances) == 4_612
+
+
+def _facts_and_options(root) -> tuple[dict[str, set], set]:
+    """Per attribute question wording, every correct answer; and every option shown, from Full_Set."""
+    full, _ = read_benchmark_folder(root / "MLLMU-Bench/Full_Set")
+    answers, options = set(), set()
+    for p in full.values():
+        for q in p.classification[TEXT]:
+            answers.add(q.options[q.answer])
+            options.update(q.options.values())
+            assert len(set(q.options.values())) == 4, q  # an answer and three distinct distractors
+    return answers, options
+
+
+def test_values_per_attribute_sets_how_many_people_share_a_fact(tmp_path):
+    """Facts and distractors come from the first n values of each attribute: the default keeps the ten the
+    twin always had; more values make each fact belong to fewer people (the demo: README "Demo results")."""
+    from mmunlearn.data.synthetic import ATTRIBUTES
+
+    first_ten = {v for spec in ATTRIBUTES.values() for v in spec["values"][:10]}
+    every_value = {v for spec in ATTRIBUTES.values() for v in spec["values"]}
+    assert len(every_value) == 5 * 40
+    generate(tmp_path / "ten", SyntheticSpec(num_fictitious=60, num_celebrities=4, forget_ratios=(30,)))
+    answers, options = _facts_and_options(tmp_path / "ten")
+    assert answers <= first_ten and options <= first_ten
+    generate(tmp_path / "forty", SyntheticSpec(num_fictitious=60, num_celebrities=4, forget_ratios=(30,),
+                                               values_per_attribute=40))
+    answers, options = _facts_and_options(tmp_path / "forty")
+    assert options <= every_value
+    assert len(answers - first_ten) > 60  # 300 facts drawn from 40 values per attribute: most beyond the ten
+
+
+def test_values_per_attribute_out_of_range_names_the_field():
+    for bad in (3, 41):
+        with pytest.raises(ValueError, match=r"data\.synthetic\.values_per_attribute: " + str(bad)):
+            SyntheticSpec(values_per_attribute=bad)

@@ -45,29 +45,47 @@ LAST = ["Abbot", "Berg", "Costa", "Dahl", "Eklund", "Fisher", "Gray", "Holm", "I
 # "{s}" is the subject: a reference to the image, or the person's name in text-only items.
 ATTRIBUTES: dict[str, dict] = {
     "occupation": dict(
-        values=["baker", "pilot", "nurse", "lawyer", "farmer", "painter", "chemist", "teacher", "plumber", "actor"],
+        values=["baker", "pilot", "nurse", "lawyer", "farmer", "painter", "chemist", "teacher", "plumber", "actor",
+                "dentist", "sailor", "tailor", "butcher", "banker", "drummer", "welder", "surgeon", "poet", "judge",
+                "miner", "jeweler", "architect", "librarian", "florist", "mechanic", "cashier", "chef", "barber",
+                "dancer", "editor", "geologist", "carpenter", "potter", "fisherman", "glazier", "locksmith",
+                "astronomer", "translator", "veterinarian"],
         train=["What does {s} do for a living?", "What is the job of {s}?", "What kind of work does {s} do?"],
         eval="What is the occupation of {s}?", test="Which profession does {s} have?",
         cloze="{S} works in the profession of __."),
     "birthplace": dict(
-        values=["Lisbon", "Oslo", "Cairo", "Lima", "Dublin", "Kyoto", "Quito", "Tunis", "Riga", "Perth"],
+        values=["Lisbon", "Oslo", "Cairo", "Lima", "Dublin", "Kyoto", "Quito", "Tunis", "Riga", "Perth",
+                "Vienna", "Prague", "Madrid", "Athens", "Bergen", "Dakar", "Hanoi", "Manila", "Nairobi", "Porto",
+                "Seville", "Tallinn", "Vilnius", "Zagreb", "Krakow", "Geneva", "Havana", "Bogota", "Santiago",
+                "Montreal", "Boston", "Denver", "Austin", "Seattle", "Osaka", "Busan", "Delhi", "Mumbai", "Jakarta",
+                "Sydney"],
         train=["Where was {s} born?", "Which city is the birthplace of {s}?", "Where does {s} come from?"],
         eval="In which city was {s} born?", test="What is the hometown of {s}?",
         cloze="{S} was born in the city of __."),
     "hobby": dict(
         values=["chess", "surfing", "knitting", "hiking", "fishing", "archery", "pottery", "rowing", "singing",
-                "cycling"],
+                "cycling", "fencing", "skiing", "sailing", "gardening", "juggling", "climbing", "birdwatching",
+                "skating", "swimming", "running", "boxing", "golf", "tennis", "karate", "yoga", "origami",
+                "calligraphy", "photography", "kayaking", "diving", "quilting", "woodworking", "stargazing",
+                "sketching", "bowling", "snorkeling", "rafting", "billiards", "darts", "volleyball"],
         train=["What does {s} like to do in free time?", "What is the favourite pastime of {s}?",
                "How does {s} spend the weekends?"],
         eval="What hobby does {s} have?", test="Which leisure activity does {s} enjoy?",
         cloze="In free time {s} enjoys __."),
     "pet": dict(
-        values=["cat", "dog", "parrot", "rabbit", "turtle", "hamster", "goldfish", "lizard", "pony", "ferret"],
+        values=["cat", "dog", "parrot", "rabbit", "turtle", "hamster", "goldfish", "lizard", "pony", "ferret",
+                "canary", "gecko", "iguana", "snake", "tortoise", "chinchilla", "gerbil", "hedgehog", "mouse", "rat",
+                "budgie", "cockatoo", "duck", "goat", "pig", "sheep", "donkey", "llama", "alpaca", "frog", "newt",
+                "axolotl", "tarantula", "scorpion", "crab", "snail", "owl", "falcon", "peacock", "swan"],
         train=["What animal does {s} keep as a pet?", "Which pet lives with {s}?", "What pet does {s} have at home?"],
         eval="What kind of pet does {s} own?", test="Which animal is the companion of {s}?",
         cloze="At home {s} keeps a pet __."),
     "food": dict(
-        values=["pizza", "sushi", "tacos", "curry", "pasta", "salad", "dumplings", "paella", "burgers", "ramen"],
+        values=["pizza", "sushi", "tacos", "curry", "pasta", "salad", "dumplings", "paella", "burgers", "ramen",
+                "lasagna", "risotto", "falafel", "kebab", "pho", "goulash", "moussaka", "omelette", "pancakes",
+                "waffles", "steak", "chili", "burritos", "gnocchi", "couscous", "hummus", "noodles", "soup", "stew",
+                "quiche", "crepes", "pretzels", "bagels", "nachos", "tempura", "kimchi", "samosas", "ravioli",
+                "schnitzel", "tapas"],
         train=["What food does {s} like most?", "Which dish is the favourite of {s}?", "What does {s} love to eat?"],
         eval="What is the favourite food of {s}?", test="Which meal does {s} enjoy the most?",
         cloze="The favourite food of {s} is __."),
@@ -89,7 +107,18 @@ class SyntheticSpec:
     test_shards: int = 2
     image_format: str = "png"   # png or jpeg (quality 90)
     image_noise: float = 0.0    # pixel noise std on every image: gives full-size images realistic byte sizes
+    values_per_attribute: int = 10  # the first n of each attribute's values; fewer = more people share a fact
     seed: int = 0
+
+    def __post_init__(self):
+        longest = min(len(spec["values"]) for spec in ATTRIBUTES.values())
+        if not 4 <= self.values_per_attribute <= longest:  # 4: a question's answer and its three distractors
+            raise ValueError(f"data.synthetic.values_per_attribute: {self.values_per_attribute} is outside "
+                             f"[4, {longest}] (the twin has {longest} values per attribute)")
+
+    def pools(self) -> dict[str, list[str]]:
+        """Each attribute's values in this twin: people's facts and the distractors are drawn from these."""
+        return {attr: spec["values"][:self.values_per_attribute] for attr, spec in ATTRIBUTES.items()}
 
     @property
     def image_ext(self) -> str:
@@ -143,7 +172,7 @@ def _new_name(rng: random.Random, taken: set) -> str:
 
 
 def make_people(n: int, rng: random.Random, np_rng: np.random.Generator, id_prefix: str, taken_names: set,
-                taken_codes: set, grid: int) -> list[Person]:
+                taken_codes: set, grid: int, pools: dict[str, list[str]]) -> list[Person]:
     people = []
     for i in range(n):
         name = _new_name(rng, taken_names)
@@ -153,13 +182,13 @@ def make_people(n: int, rng: random.Random, np_rng: np.random.Generator, id_pref
                 break
         taken_names.add(name)
         taken_codes.add(code.tobytes())
-        attrs = {a: rng.choice(spec["values"]) for a, spec in ATTRIBUTES.items()}
+        attrs = {a: rng.choice(pools[a]) for a in ATTRIBUTES}
         people.append(Person(f"{id_prefix}{i + 1}", name, attrs, code))
     return people
 
 
-def _mcq(question: str, attr: str, value: str, rng: random.Random) -> dict:
-    distractors = rng.sample([v for v in ATTRIBUTES[attr]["values"] if v != value], 3)
+def _mcq(question: str, pool: list[str], value: str, rng: random.Random) -> dict:
+    distractors = rng.sample([v for v in pool if v != value], 3)
     options = distractors + [value]
     rng.shuffle(options)
     return {"Question": question, "Options": dict(zip(LETTERS, options)),
@@ -172,13 +201,14 @@ def _biography(p: Person) -> str:
             f"{a['hobby']}, keeps a pet {a['pet']} and likes {a['food']} most of all.")
 
 
-def benchmark_row(p: Person, wording: str, rng: random.Random, image_field: dict) -> dict:
+def benchmark_row(p: Person, wording: str, rng: random.Random, image_field: dict,
+                  pools: dict[str, list[str]]) -> dict:
     """One benchmark row: 5+5 multiple choice, 2+2 generation and 2+2 cloze questions (spec §1.3)."""
     image_q, text_q = [], []
     for attr, spec in ATTRIBUTES.items():
         value = p.attrs[attr]
-        image_q.append(_mcq(_fill(spec[wording], IMAGE_SUBJECT_EVAL), attr, value, rng))
-        text_q.append(_mcq(_fill(spec[wording], p.name), attr, value, rng))
+        image_q.append(_mcq(_fill(spec[wording], IMAGE_SUBJECT_EVAL), pools[attr], value, rng))
+        text_q.append(_mcq(_fill(spec[wording], p.name), pools[attr], value, rng))
     attrs = list(ATTRIBUTES)
     generation, mask = [], []
     for type_, subject in (("Image_Textual", IMAGE_SUBJECT_EVAL), ("Pure_Text", p.name)):
@@ -231,11 +261,11 @@ def generate(root: str | Path, spec: SyntheticSpec) -> dict:
     """Write the synthetic twin under ``root`` (atomically) and return a summary of what was written."""
     # Celebrities come first, from their own stream, so that they (and a base model pre-trained on them) do
     # not change when only the number of fictitious profiles does.
-    names, codes = set(), set()
+    names, codes, pools = set(), set(), spec.pools()
     celebrities = make_people(spec.num_celebrities, random.Random(f"{spec.seed}:celebrities"),
-                              np.random.default_rng([spec.seed, 1]), "c", names, codes, spec.grid)
+                              np.random.default_rng([spec.seed, 1]), "c", names, codes, spec.grid, pools)
     rng, np_rng = random.Random(spec.seed), np.random.default_rng(spec.seed)
-    fictitious = make_people(spec.num_fictitious, rng, np_rng, "", names, codes, spec.grid)
+    fictitious = make_people(spec.num_fictitious, rng, np_rng, "", names, codes, spec.grid, pools)
     noise_rng = np.random.default_rng([spec.seed, 2])  # own stream: noise never shifts the other draws
     ext = spec.image_ext
 
@@ -247,13 +277,13 @@ def generate(root: str | Path, spec: SyntheticSpec) -> dict:
     def image_field(p):
         return {"image": {"bytes": images[p.id], "path": f"{p.id}.{ext}"}}
 
-    full = [benchmark_row(p, "eval", rng, image_field(p)) for p in fictitious]
+    full = [benchmark_row(p, "eval", rng, image_field(p), pools) for p in fictitious]
     test = []
     for p in fictitious:
         photos = [{"bytes": face(p, np_rng), "path": f"{p.id}_test{k}.{ext}"}
                   for k in range(spec.test_images_per_person)]
-        test.append(benchmark_row(p, "test", rng, {"images": photos}))
-    celebrity = [benchmark_row(p, "eval", rng, image_field(p)) for p in celebrities]
+        test.append(benchmark_row(p, "test", rng, {"images": photos}, pools))
+    celebrity = [benchmark_row(p, "eval", rng, image_field(p), pools) for p in celebrities]
     order = list(range(spec.num_fictitious))
     rng.shuffle(order)  # forget sets are nested: forget_5 is inside forget_10 inside forget_15
 
