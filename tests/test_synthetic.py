@@ -4,10 +4,12 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
+from conftest import REPO
 from mmunlearn.data.names import name_from_questions
 from mmunlearn.data.schema import IMAGE_TEXT, TEXT, decode_image, read_benchmark_folder, read_training_folder
-from mmunlearn.data.synthetic import SyntheticSpec, generate
+from mmunlearn.data.synthetic import ATTRIBUTES, SyntheticSpec, generate
 
 BENCH_FOLDERS = ["ft_Data", "Full_Set", "Test_Set", "Retain_Set", "forget_5", "forget_10", "forget_15",
                  "retain_95", "retain_90", "retain_85"]
@@ -121,8 +123,8 @@ def test_full_size_twin_has_the_papers_counts(tmp_path):
     assert sum(len(p.generation) for p in instances) == sum(len(p.cloze) for p in instances) == 4_612
 
 
-def _facts_and_options(root) -> tuple[dict[str, set], set]:
-    """Per attribute question wording, every correct answer; and every option shown, from Full_Set."""
+def _facts_and_options(root) -> tuple[set, set]:
+    """Every correct answer and every option shown in Full_Set's text-only multiple-choice questions."""
     full, _ = read_benchmark_folder(root / "MLLMU-Bench/Full_Set")
     answers, options = set(), set()
     for p in full.values():
@@ -136,8 +138,6 @@ def _facts_and_options(root) -> tuple[dict[str, set], set]:
 def test_values_per_attribute_sets_how_many_people_share_a_fact(tmp_path):
     """Facts and distractors come from the first n values of each attribute: the default keeps the ten the
     twin always had; more values make each fact belong to fewer people (the demo: README "Demo results")."""
-    from mmunlearn.data.synthetic import ATTRIBUTES
-
     first_ten = {v for spec in ATTRIBUTES.values() for v in spec["values"][:10]}
     every_value = {v for spec in ATTRIBUTES.values() for v in spec["values"]}
     assert len(every_value) == 5 * 40
@@ -155,3 +155,24 @@ def test_values_per_attribute_out_of_range_names_the_field():
     for bad in (3, 41):
         with pytest.raises(ValueError, match=r"data\.synthetic\.values_per_attribute: " + str(bad)):
             SyntheticSpec(values_per_attribute=bad)
+    # the config schema rejects the same values before any job runs: its bound is the twin's pool size
+    schema = yaml.safe_load((REPO / "schemas/config.schema.yaml").read_text())
+    bound = schema["properties"]["data"]["properties"]["synthetic"]["properties"]["values_per_attribute"]
+    assert (bound["minimum"], bound["maximum"]) == (4, min(len(a["values"]) for a in ATTRIBUTES.values()))
+
+
+def test_face_grid_sets_how_many_colours_a_face_has(tmp_path):
+    """Each face is face_grid x face_grid cells of the person's own colours: 4 (the default) puts one colour in
+    each 8-pixel patch the tiny vision tower sees; 16 puts sixteen, so another photo of the person is told
+    apart by more than three numbers per patch (README "Demo results")."""
+    def colours(root):
+        full, _ = read_benchmark_folder(root / "MLLMU-Bench/Full_Set")
+        return [len(set(decode_image(p.image).getdata())) for p in full.values()]
+    generate(tmp_path / "four", SyntheticSpec(num_fictitious=8, num_celebrities=4, forget_ratios=(25,)))
+    generate(tmp_path / "sixteen", SyntheticSpec(num_fictitious=8, num_celebrities=4, forget_ratios=(25,),
+                                                 face_grid=16))
+    assert max(colours(tmp_path / "four")) <= 16
+    assert min(colours(tmp_path / "sixteen")) > 16 * 8  # 256 random cells: few repeat
+    for bad in (0, 33):
+        with pytest.raises(ValueError, match=r"data\.synthetic\.face_grid: " + str(bad)):
+            SyntheticSpec(face_grid=bad)

@@ -102,7 +102,7 @@ class SyntheticSpec:
     num_celebrities: int = 153
     forget_ratios: tuple[int, ...] = (5, 10, 15)
     image_size: int = 32
-    grid: int = 4
+    face_grid: int = 4          # cells per side of a face: each 8-px patch of a 32-px image is one colour at 4
     test_images_per_person: int = 2
     test_shards: int = 2
     image_format: str = "png"   # png or jpeg (quality 90)
@@ -111,10 +111,13 @@ class SyntheticSpec:
     seed: int = 0
 
     def __post_init__(self):
-        longest = min(len(spec["values"]) for spec in ATTRIBUTES.values())
-        if not 4 <= self.values_per_attribute <= longest:  # 4: a question's answer and its three distractors
+        available = min(len(spec["values"]) for spec in ATTRIBUTES.values())
+        if not 4 <= self.values_per_attribute <= available:  # 4: a question's answer and its three distractors
             raise ValueError(f"data.synthetic.values_per_attribute: {self.values_per_attribute} is outside "
-                             f"[4, {longest}] (the twin has {longest} values per attribute)")
+                             f"[4, {available}] (the twin has {available} values per attribute)")
+        if not 1 <= self.face_grid <= self.image_size:
+            raise ValueError(f"data.synthetic.face_grid: {self.face_grid} is outside [1, {self.image_size}] "
+                             f"(cells per side of a {self.image_size}-pixel image)")
 
     def pools(self) -> dict[str, list[str]]:
         """Each attribute's values in this twin: people's facts and the distractors are drawn from these."""
@@ -263,9 +266,9 @@ def generate(root: str | Path, spec: SyntheticSpec) -> dict:
     # not change when only the number of fictitious profiles does.
     names, codes, pools = set(), set(), spec.pools()
     celebrities = make_people(spec.num_celebrities, random.Random(f"{spec.seed}:celebrities"),
-                              np.random.default_rng([spec.seed, 1]), "c", names, codes, spec.grid, pools)
+                              np.random.default_rng([spec.seed, 1]), "c", names, codes, spec.face_grid, pools)
     rng, np_rng = random.Random(spec.seed), np.random.default_rng(spec.seed)
-    fictitious = make_people(spec.num_fictitious, rng, np_rng, "", names, codes, spec.grid, pools)
+    fictitious = make_people(spec.num_fictitious, rng, np_rng, "", names, codes, spec.face_grid, pools)
     noise_rng = np.random.default_rng([spec.seed, 2])  # own stream: noise never shifts the other draws
     ext = spec.image_ext
 
