@@ -9,7 +9,7 @@ import yaml
 from conftest import REPO
 from mmunlearn.data.names import name_from_questions
 from mmunlearn.data.schema import IMAGE_TEXT, TEXT, decode_image, read_benchmark_folder, read_training_folder
-from mmunlearn.data.synthetic import ATTRIBUTES, SyntheticSpec, generate
+from mmunlearn.data.synthetic import ATTRIBUTES, VALUES_AVAILABLE, SyntheticSpec, generate
 
 BENCH_FOLDERS = ["ft_Data", "Full_Set", "Test_Set", "Retain_Set", "forget_5", "forget_10", "forget_15",
                  "retain_95", "retain_90", "retain_85"]
@@ -158,7 +158,7 @@ def test_values_per_attribute_out_of_range_names_the_field():
     # the config schema rejects the same values before any job runs: its bound is the twin's pool size
     schema = yaml.safe_load((REPO / "schemas/config.schema.yaml").read_text())
     bound = schema["properties"]["data"]["properties"]["synthetic"]["properties"]["values_per_attribute"]
-    assert (bound["minimum"], bound["maximum"]) == (4, min(len(a["values"]) for a in ATTRIBUTES.values()))
+    assert (bound["minimum"], bound["maximum"]) == (4, VALUES_AVAILABLE)
 
 
 def test_face_grid_sets_how_many_colours_a_face_has(tmp_path):

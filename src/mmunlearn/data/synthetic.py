@@ -90,6 +90,9 @@ ATTRIBUTES: dict[str, dict] = {
         eval="What is the favourite food of {s}?", test="Which meal does {s} enjoy the most?",
         cloze="The favourite food of {s} is __."),
 }
+# the most values an attribute can draw from (data.synthetic.values_per_attribute; the schema's bound)
+VALUES_AVAILABLE = min(len(spec["values"]) for spec in ATTRIBUTES.values())
+
 # Image questions say "this person" everywhere: a tiny model keys on the words around the image, and a
 # different phrase at evaluation (measured: "the person in the image") costs it a third of its accuracy.
 IMAGE_SUBJECT_TRAIN = IMAGE_SUBJECT_EVAL = "this person"
@@ -111,10 +114,9 @@ class SyntheticSpec:
     seed: int = 0
 
     def __post_init__(self):
-        available = min(len(spec["values"]) for spec in ATTRIBUTES.values())
-        if not 4 <= self.values_per_attribute <= available:  # 4: a question's answer and its three distractors
+        if not 4 <= self.values_per_attribute <= VALUES_AVAILABLE:  # 4: an answer and its three distractors
             raise ValueError(f"data.synthetic.values_per_attribute: {self.values_per_attribute} is outside "
-                             f"[4, {available}] (the twin has {available} values per attribute)")
+                             f"[4, {VALUES_AVAILABLE}] (the twin has {VALUES_AVAILABLE} values per attribute)")
         if not 1 <= self.face_grid <= self.image_size:
             raise ValueError(f"data.synthetic.face_grid: {self.face_grid} is outside [1, {self.image_size}] "
                              f"(cells per side of a {self.image_size}-pixel image)")
