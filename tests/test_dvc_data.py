@@ -35,9 +35,9 @@ def test_push_pull_restores_identical_data_that_the_pipeline_accepts(tmp_path):
     assert "manifest.json" in {p.name for p in (clone / "data/demo").iterdir()}
 
     # Snakemake in the clone builds on the pulled data: prepare_data is not scheduled, the split is made
-    dry = run(clone, sys.executable, "-m", "snakemake", "--profile", "profiles/demo", "-n", "data/splits/seed42/forget_30.json")
+    dry = run(clone, sys.executable, "-m", "snakemake", "--profile", "profiles/demo", "-n", "data/splits/seed42/forget_15.json")
     scheduled = job_counts(dry)
     assert "make_split" in scheduled and "prepare_data" not in scheduled
-    run(clone, sys.executable, "-m", "snakemake", "--profile", "profiles/demo", "data/splits/seed42/forget_30.json")
-    assert (clone / "data/splits/seed42/forget_30.json").is_file()
+    run(clone, sys.executable, "-m", "snakemake", "--profile", "profiles/demo", "data/splits/seed42/forget_15.json")
+    assert (clone / "data/splits/seed42/forget_15.json").is_file()
     assert run(clone, "dvc", "status", "data_demo").strip().endswith("up to date.")
