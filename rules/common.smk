@@ -15,7 +15,7 @@ sys.path.insert(0, str(REPO / "src"))  # once: the registries below are the pack
 from mmunlearn.cluster import (PlannedJob, format_estimate, gpu_hour_estimate, hub_environment, rule_resources,
                                scheduler_resources)
 from mmunlearn.code_version import code_version as mmunlearn_code_version
-from mmunlearn.eval.identity import RATIO_FREE_SPLITS, UTILITY_SPLITS, split_parts
+from mmunlearn.eval.identity import RATIO_FREE_SPLITS, UTILITY_SPLITS
 from mmunlearn.eval.tasks import TASKS
 from mmunlearn.models.registry import family
 from mmunlearn.slurm_states import install as normalise_slurm_states
@@ -252,6 +252,21 @@ def run_eval_outputs():
     return out
 
 
+def ratio_splits():
+    """The study's splits that exist once per forget ratio (forget, test, retain): base and vanilla evaluate a
+    ratio's in one job."""
+    return [s for s in study_splits() if s not in RATIO_FREE_SPLITS]
+
+
+def ratio_eval_outputs():
+    """The outputs of `evaluate_ratio` (base, vanilla): metrics and samples of each of one ratio's splits."""
+    out = {}
+    for s in ratio_splits():
+        out[s] = f"results/eval/{{model}}/seed{{seed}}/{{run}}/{s}_{{ratio}}.json"
+        out[f"{s}_samples"] = f"results/eval/{{model}}/seed{{seed}}/{{run}}/{s}_{{ratio}}.samples.jsonl"
+    return out
+
+
 def ratio_free_splits():
     """The study's splits that depend on no forget ratio: base and vanilla evaluate them in one job."""
     return [s for s in study_splits() if s in RATIO_FREE_SPLITS]
@@ -267,22 +282,22 @@ def ratio_free_eval_outputs():
 
 
 def eval_run(wildcards):
-    """The model run an evaluation job scores: ``run`` (evaluate_split, evaluate_ratio_free) or
+    """The model run an evaluation job scores: ``run`` (evaluate_ratio, evaluate_ratio_free) or
     ``{stem}_{ratio}`` (evaluate)."""
     return wildcards.run if "run" in wildcards.keys() else f"{wildcards.stem}_{wildcards.ratio}"
 
 
 def eval_inputs(wildcards):
     run = eval_run(wildcards)
-    split = wildcards.get("split", "")  # evaluate_split only
+    per_ratio = run in ("base", "vanilla") and "ratio" in wildcards.keys()  # evaluate_ratio
     if run in ("base", "vanilla"):
         # the ratio-free splits of base/vanilla use the first ratio's split file only for its seeded few-shot choice
-        ratio = split_parts(split)[1] or str(STUDY["forget_ratios"][0])
+        ratio = wildcards.ratio if per_ratio else str(STUDY["forget_ratios"][0])
     else:
         ratio = run.rsplit("_", 1)[1]
     inputs = {"data": DATA_ROOT, "validated": VALIDATED, "split": f"data/splits/seed{wildcards.seed}/forget_{ratio}.json",
               "base": base_input(wildcards)}
-    inputs.update({name: f"{UTILITY_ROOT}/{name}" for name in UTILITY if not split})
+    inputs.update({name: f"{UTILITY_ROOT}/{name}" for name in UTILITY if not per_ratio})
     if run != "base":
         inputs["run"] = run_dir(wildcards.model, wildcards.seed, run)
     return inputs
@@ -308,10 +323,12 @@ def planned_jobs():
                 jobs += [PlannedJob("unlearn", method, config["methods"][method]["processes"],
                                     done(model(f"{method}_{modality}_{r}")), model=m, ratio=r)
                          for method in STUDY["methods"] for modality in STUDY["unlearn_modalities"]]
-            # base and vanilla: a job per ratio split and one for the rest; every other run: one job for all its
-            # splits (rules/eval.smk)
-            jobs += [PlannedJob("evaluate", done=done(f"{evals(run)}/{split}.json"), model=m, splits=(split,))
-                     for run in ("base", "vanilla") for split in eval_splits(run) if split not in RATIO_FREE_SPLITS]
+            # base and vanilla: a job per ratio for its splits and one for the rest; every other run: one job for
+            # all its splits (rules/eval.smk)
+            jobs += [PlannedJob("evaluate", units=len(ratio_splits()), model=m,
+                                splits=tuple(f"{s}_{r}" for s in ratio_splits()),
+                                done=all(done(f"{evals(run)}/{s}_{r}.json") for s in ratio_splits()))
+                     for run in ("base", "vanilla") for r in STUDY["forget_ratios"] if ratio_splits()]
             jobs += [PlannedJob("evaluate", units=len(ratio_free_splits()), model=m, splits=tuple(ratio_free_splits()),
                                 done=all(done(f"{evals(run)}/{split}.json") for split in ratio_free_splits()))
                      for run in ("base", "vanilla") if ratio_free_splits()]

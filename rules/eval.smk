@@ -1,9 +1,9 @@
 # Evaluation. A run with a forget ratio (the oracle, each unlearned model) is evaluated on all its splits in one
 # job, `evaluate`: its model is loaded once, and a job's start and model load cost more than a demo split's
 # evaluation (README "Demo time"). base and vanilla, whose forget/test/retain splits exist once per ratio, get a
-# job per such split, `evaluate_split`, and one job for everything that depends on no ratio (celebrities, the
-# holdout, MMMU, LLaVA-Bench), `evaluate_ratio_free`. All write the same files per split and take
-# resources.evaluate, whose runtime is per split (a job of k splits asks k times it).
+# job per ratio for its splits, `evaluate_ratio` (an added ratio evaluates only its own), and one job for everything
+# that depends on no ratio (celebrities, the holdout, MMMU, LLaVA-Bench), `evaluate_ratio_free`. All write the
+# same files per split and take resources.evaluate, whose runtime is per split (a job of k splits asks k times it).
 
 rule evaluate:
     input:
@@ -29,17 +29,18 @@ rule evaluate:
         "../workflow_scripts/evaluate.py"
 
 
-use rule evaluate as evaluate_split with:
-    output:
-        metrics="results/eval/{model}/seed{seed}/{run}/{split}.json",
-        samples="results/eval/{model}/seed{seed}/{run}/{split}.samples.jsonl",
-    wildcard_constraints:
-        run="base|vanilla",
-        split=r"(forget|test|retain)_\d+",
-    resources:
-        **job_resources("evaluate"),
-    log:
-        "logs/evaluate/{model}/seed{seed}/{run}/{split}.log",
+if ratio_splits():  # a study of celebrities only has none
+
+    use rule evaluate as evaluate_ratio with:
+        output:
+            **ratio_eval_outputs(),
+        wildcard_constraints:
+            run="base|vanilla",
+            ratio=r"\d+",
+        resources:
+            **job_resources("evaluate", units=len(ratio_splits())),
+        log:
+            "logs/evaluate/{model}/seed{seed}/{run}/ratio_{ratio}.log",
 
 
 use rule evaluate as evaluate_ratio_free with:

@@ -106,8 +106,8 @@ def test_qwen2_5_vl_added_to_the_paper_study_lists_its_jobs_and_gpu_hours(tmp_pa
     text = out.stdout + out.stderr
     assert out.returncode == 0, text[-3000:]
     rows = {line.split()[0]: line.split() for line in text.split("GPU-hour estimate")[1].splitlines()[2:11]}
-    assert rows["finetune_vanilla"][1] == "3" and rows["unlearn:kl_min"][1] == "18" and rows["evaluate"][1] == "141"
-    assert rows["total"][1] == "225" and float(rows["total"][-2]) == pytest.approx(1296.0 * 3 / 2)
+    assert rows["finetune_vanilla"][1] == "3" and rows["unlearn:kl_min"][1] == "18" and rows["evaluate"][1] == "105"
+    assert rows["total"][1] == "189" and float(rows["total"][-2]) == pytest.approx(1296.0 * 3 / 2)
     assert "results/models/qwen2.5-vl-7b/seed42/kl_min_multimodal_10" in text and "hub.json" in text
     (wd / "qwen.yaml").write_text("study: {models: [qwen2.5-vl-7b]}\nmodels: {qwen2.5-vl-7b: {eval: "
                                   "{decode_from: sequence}}}\n")

@@ -104,20 +104,20 @@ def test_checkout_of_an_older_version_reproduces_its_summary_without_training(ve
     # Snakemake reruns a script rule whose script is newer than its outputs, whatever the edit
     (("src/mmunlearn/train/trainer.py", '"""', '"""Edited. '), {}),
     (("src/mmunlearn/eval/decode.py", "import torch\n", "import torch  # edited\n\n# a comment of its own\n"), {}),
-    # package code a rule uses (decoding): every evaluation (5 runs with a ratio; base and vanilla's 3 ratio
-    # splits and their ratio-free job each) and what reads it, no training
+    # package code a rule uses (decoding): every evaluation (5 runs with a ratio; base and vanilla's job for
+    # the ratio's 3 splits and their ratio-free job each) and what reads it, no training
     (("src/mmunlearn/eval/decode.py", "import torch\n", "import torch\n\nEDITED = True\n"),
-     {"evaluate": 5, "evaluate_split": 6, "evaluate_ratio_free": 2, "judge": 28, "review_llava_bench": 7,
-      "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 52}),
+     {"evaluate": 5, "evaluate_ratio": 2, "evaluate_ratio_free": 2, "judge": 28, "review_llava_bench": 7,
+      "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 48}),
     # a new method: only its jobs (+ the aggregation that now reads them)
     (("config/demo.yaml", "methods: [ga, npo]", "methods: [ga, npo, grad_diff]"),
      {"unlearn": 2, "evaluate": 2, "judge": 8, "review_llava_bench": 2, "aggregate": 1, "tables": 1, "figures": 1,
       "all": 1, "total": 18}),
     # a new forget ratio: its split, oracle, 4 unlearning runs, their 5 evaluation jobs (20 splits) and
-    # base/vanilla's 6 new splits
+    # base/vanilla's 6 new splits (a job each)
     (("config/demo.yaml", "forget_ratios: [10]\n  methods", "forget_ratios: [10, 20]\n  methods"),
-     {"make_split": 1, "finetune_oracle": 1, "unlearn": 4, "evaluate": 5, "evaluate_split": 6, "judge": 26,
-      "review_llava_bench": 5, "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 52}),
+     {"make_split": 1, "finetune_oracle": 1, "unlearn": 4, "evaluate": 5, "evaluate_ratio": 2, "judge": 26,
+      "review_llava_bench": 5, "aggregate": 1, "tables": 1, "figures": 1, "all": 1, "total": 48}),
 ])
 def test_an_edit_in_the_fresh_clone_reruns_what_it_touches(versions, change, expected):
     clone = versions["clone"]

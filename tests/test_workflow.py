@@ -443,7 +443,7 @@ def test_a_second_seed_adds_only_its_jobs(workdir):
         return job_counts(result.stdout + result.stderr), result.stdout
 
     # one seed's jobs: its split, vanilla, oracle, 2 methods x 2 variants, and every evaluation of its 7 runs
-    one_seed = {"make_split": 1, "finetune_vanilla": 1, "finetune_oracle": 1, "unlearn": 4, "evaluate_split": 6,
+    one_seed = {"make_split": 1, "finetune_vanilla": 1, "finetune_oracle": 1, "unlearn": 4, "evaluate_ratio": 2,
                 "evaluate_ratio_free": 2, "evaluate": 5, "judge": 28, "review_llava_bench": 7, "aggregate": 1}
     counts, out = dry([42, 7])
     assert counts == {**one_seed, "total": sum(one_seed.values())}, out[-3000:]

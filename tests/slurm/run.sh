@@ -185,7 +185,7 @@ preempt_every_attempt() {  # preempt each attempt of the GA unlearning job: a hi
 submit ok gres snakemake.log results/summary.csv
 cp results/summary.csv "$STATE/summary.uninterrupted.csv"
 # 2. one evaluation again with the other GPU request form (--gpus=N)
-submit ok gpu snakemake-gpus.log results/eval/tiny-llava/seed42/vanilla/forget_10.json --forcerun evaluate_split
+submit ok gpu snakemake-gpus.log results/eval/tiny-llava/seed42/vanilla/forget_10.json --forcerun evaluate_ratio
 # 2b. the preflight, a GPU job: measures every rule of the reduced study (README "Preflight")
 submit ok gres snakemake-preflight.log results/preflight.json
 # 3. the vanilla fine-tune again, cancelled (scancel) after its first checkpoint: resubmitted, it resumes, and the
