@@ -9,5 +9,5 @@ smk = snakemake  # noqa: F821
 log = setup(smk)
 Path(smk.output[0]).mkdir(parents=True, exist_ok=True)
 for path in write_figures(smk.input.summary, smk.output[0], smk.params.classification_metric, smk.input.differences,
-                            smk.input.provenance):
+                            smk.input.provenance, workers=smk.threads):
     log.info("wrote %s", path)

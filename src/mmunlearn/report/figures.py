@@ -18,7 +18,9 @@ import csv
 import io
 import json
 import math
+import multiprocessing
 import textwrap
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import matplotlib
@@ -295,20 +297,33 @@ def figure_privacy(rows: list[dict], model: str, out_stem: Path, classification_
     return _save(fig, out_stem)
 
 
+def _draw(job: tuple) -> list[Path]:
+    figure, args = job
+    return figure(*args)
+
+
 def write_figures(summary: str | Path, out_dir: str | Path, classification_metric: str = "accuracy",
-                  differences: str | Path | None = None, provenance: str | Path | None = None) -> list[Path]:
+                  differences: str | Path | None = None, provenance: str | Path | None = None,
+                  workers: int = 1) -> list[Path]:
+    """Every figure of the summary; ``workers`` > 1 draws them in that many forked processes (they are
+    independent, and the job that draws them ends the DAG with the other cores idle)."""
     rows = headline_rows(read_summary(summary))
     diffs = read_differences(differences)
     provenance = json.loads(Path(provenance).read_text()) if provenance else {}
     out_dir = Path(out_dir)
-    written = []
+    jobs = []
     for model in sorted({r["model"] for r in rows}):
         for method, ratio in sorted({(r["method"], r["forget_ratio"]) for r in rows
                                      if r["model"] == model and r["unlearn_modality"] in VARIANTS}):
-            written += figure3(rows, model, ratio, method, out_dir / f"fig3_{model}_forget{ratio}_{method}",
-                               classification_metric, diffs)
-        written += figure4(rows, model, out_dir / f"fig4_{model}", classification_metric, diffs,
-                           not_scored_reasons(provenance, model))
+            jobs.append((figure3, (rows, model, ratio, method, out_dir / f"fig3_{model}_forget{ratio}_{method}",
+                                   classification_metric, diffs)))
+        jobs.append((figure4, (rows, model, out_dir / f"fig4_{model}", classification_metric, diffs,
+                               not_scored_reasons(provenance, model))))
         if any(r["model"] == model and r["metric"] == "forget_quality" for r in rows):
-            written += figure_privacy(rows, model, out_dir / f"privacy_{model}", classification_metric)
-    return written
+            jobs.append((figure_privacy, (rows, model, out_dir / f"privacy_{model}", classification_metric)))
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("fork")) as pool:
+            drawn = list(pool.map(_draw, jobs))
+    else:
+        drawn = [_draw(job) for job in jobs]
+    return [path for paths in drawn for path in paths]
