@@ -11,21 +11,27 @@ TORCH_BUILD ?= cpu
 TORCH_INDEX ?= https://download.pytorch.org/whl/$(TORCH_BUILD)
 SNAKEMAKE := $(BIN)/snakemake
 UV_VERSION := 0.13.9
+# uv reads no pip configuration: the wheel folders pip is told of (PIP_FIND_LINKS) are passed on
+UV_PIP := $(BIN)/uv pip install -q --python $(BIN)/python $(foreach f,$(PIP_FIND_LINKS),--find-links $(f))
+# install PACKAGES at requirements.lock's versions: through uv where it installed, else through pip
+install = ($(UV_PIP) -c requirements.lock $(1)) || $(BIN)/pip install -q -c requirements.lock $(1)
 
 .PHONY: venv lock demo demo-seeds preflight test test-fast test-slurm lint dryrun-paper pull push bench bench-data bench-train bench-eval bench-eval-memory bench-judge bench-demo bench-aggregate clean-demo
 
 $(BIN)/activate: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	# uv installs where it can (measured on 2 cores: the CPU torch wheel 6 s against pip's 22 s, the rest 6 s
+	# against 41 s; README "Demo time"); every step falls back to pip where it cannot.
+	-$(BIN)/pip install -q "uv==$(UV_VERSION)"
 	# Install torch first, as the chosen build, so the project's torch==$(TORCH_VERSION) pin is already met.
-	# pip resolves "torch==$(TORCH_VERSION)+$(TORCH_BUILD)" from a local wheel or the PyTorch index.
-	$(BIN)/pip install -q "torch==$(TORCH_VERSION)+$(TORCH_BUILD)" || \
+	# "torch==$(TORCH_VERSION)+$(TORCH_BUILD)" from a local wheel or the configured index, else the PyTorch index.
+	$(call install,"torch==$(TORCH_VERSION)+$(TORCH_BUILD)") || \
 		$(BIN)/pip install -q --index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple "torch==$(TORCH_VERSION)"
-	# The rest at requirements.lock's versions: through uv where it installs (6 s instead of pip's 41 s, measured
-	# on 2 cores; README "Demo time"), else through pip. Either keeps the torch build installed above.
-	($(BIN)/pip install -q "uv==$(UV_VERSION)" && \
-		$(BIN)/uv pip install -q --python $(BIN)/python -c requirements.lock -e ".[test]") || \
-		$(BIN)/pip install -q -c requirements.lock -e ".[test]"
+	# The rest at requirements.lock's versions. Either installer keeps the torch build installed above.
+	# What the workflow runs only: the test tools come with `make test` ($(TEST_DEPS)). scikit-learn in the
+	# environment costs every evaluation job ~0.8 s, as nltk (ROUGE's stemmer) imports it when it is there.
+	$(call install,-e .)
 	# The bytecode of what the jobs import, written once: where PYTHONDONTWRITEBYTECODE is set, every job compiled
 	# them from source again (~4 s a job; src/mmunlearn/bytecode.py, README "Demo time")
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m mmunlearn.bytecode
@@ -33,9 +39,17 @@ $(BIN)/activate: pyproject.toml requirements.lock
 
 venv: $(BIN)/activate
 
+# The test extras (pytest; scikit-learn, the tests' independent ROC AUC) into the same venv, once
+TEST_DEPS := $(VENV)/.test-deps
+$(TEST_DEPS): $(BIN)/activate
+	$(call install,-e ".[test]")
+	# with scikit-learn installed, the jobs import it (through nltk): its bytecode too
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m mmunlearn.bytecode
+	touch $(TEST_DEPS)
+
 # requirements.lock from this venv (after changing a pin in pyproject.toml): every installed package but torch,
 # the project and the installers
-lock: venv
+lock: $(TEST_DEPS)
 	{ sed -n '1,3p' requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | \
 		grep -v -i -E '^(torch|mmunlearn|pip|uv|setuptools|wheel)=='; } > requirements.lock.tmp
 	mv requirements.lock.tmp requirements.lock
@@ -57,15 +71,15 @@ preflight: venv
 	$(SNAKEMAKE) --cores all results/preflight.json
 
 # --durations: where the suite's time goes, in every CI log
-test: venv
+test: $(TEST_DEPS)
 	set -o pipefail; $(BIN)/python -m pytest -q --durations=15 tests 2>&1 | tee .pytest-last.log
 
 # A real one-node SLURM (root + apt-get: installs slurm-wlm, munge, slurmdbd, mariadb-server), the reduced
 # study through `--profile slurm`, GPU requests checked in sacct. Exits 2 where it cannot run (no root/apt).
-test-slurm: venv
+test-slurm: $(TEST_DEPS)
 	bash tests/slurm/run.sh $(BIN)/python
 
-test-fast: venv
+test-fast: $(TEST_DEPS)
 	$(BIN)/python -m pytest -q -m "not integration" tests
 
 lint: venv
@@ -92,27 +106,27 @@ push: venv
 # from nothing in a temporary copy (~12 min on 2 cores): its wall time, per-rule times and critical path.
 bench: bench-data bench-train bench-judge bench-demo bench-eval bench-eval-memory bench-aggregate
 
-bench-data: venv
+bench-data: $(TEST_DEPS)
 	$(BIN)/python bench/load_data.py
 
-bench-train: venv
+bench-train: $(TEST_DEPS)
 	$(BIN)/python bench/train_speed.py
 
-bench-eval: venv
+bench-eval: $(TEST_DEPS)
 	$(BIN)/python bench/eval_speed.py
 
 # peak memory of one batch of teacher-forced scoring at paper-size shapes (LM head at scored positions only)
-bench-eval-memory: venv
+bench-eval-memory: $(TEST_DEPS)
 	$(BIN)/python bench/eval_memory.py
 
 # judge jobs per second through Snakemake against the loopback judge server (start-up vs request time)
-bench-judge: venv
+bench-judge: $(TEST_DEPS)
 	$(BIN)/python bench/judge_speed.py
 
-bench-aggregate: venv
+bench-aggregate: $(TEST_DEPS)
 	$(BIN)/python bench/aggregate_scale.py
 
-bench-demo: venv
+bench-demo: $(TEST_DEPS)
 	$(BIN)/python bench/demo_time.py
 
 clean-demo:

@@ -21,8 +21,10 @@ import time
 # where no controller answers), LoRA, the metrics, the figures, every family's model and processor classes.
 LAZY_IMPORTS = (
     "snakemake.script", "peft", "peft.utils.transformers_weight_conversion", "rouge_score.rouge_scorer",
-    "nltk.translate.bleu_score", "matplotlib.pyplot", "scipy.stats", "sklearn.metrics",
+    "nltk.translate.bleu_score", "matplotlib.pyplot", "scipy.stats",
     "transformers.models.auto.processing_auto",
+    # torch is installed by uv too, which compiles nothing: what an optimizer step imports (its profiling hook)
+    "torch.profiler._cupti_monitor",
     # LLaVA-1.5: CLIP vision tower and image processor, Llama language model
     "transformers.models.llava.modeling_llava", "transformers.models.llava.processing_llava",
     "transformers.models.clip.modeling_clip", "transformers.models.clip.image_processing_pil_clip",
