@@ -1,6 +1,7 @@
 """The installed environment as `make venv` leaves it."""
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,34 @@ def test_the_bytecode_step_refuses_to_run_where_it_would_write_nothing():
                          timeout=120)
     assert out.returncode != 0 and "PYTHONDONTWRITEBYTECODE" in out.stderr
     assert Path(importlib.util.find_spec("mmunlearn.bytecode").origin).is_file()
+
+
+def _make_demo_command(tmp_path: Path, scontrol_ping_rc: int | None) -> str:
+    """The Snakemake line `make demo` would run, with an scontrol whose `ping` exits ``scontrol_ping_rc`` first
+    on PATH (None: no scontrol at all)."""
+    path = os.environ["PATH"]
+    if scontrol_ping_rc is None:  # hide any installed scontrol
+        path = os.pathsep.join(d for d in path.split(os.pathsep) if not (Path(d) / "scontrol").exists())
+    else:
+        fake = tmp_path / "bin"
+        fake.mkdir(parents=True)
+        (fake / "scontrol").write_text(f"#!/bin/sh\n[ \"$1\" = ping ] && exit {scontrol_ping_rc}\nsleep 30\n")
+        (fake / "scontrol").chmod(0o755)
+        path = f"{fake}{os.pathsep}{path}"
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([shutil.which("make"), "-n", "demo"], cwd=repo, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PATH": path})
+    assert out.returncode == 0, out.stderr[-2000:]
+    return next(line for line in out.stdout.splitlines() if "--profile profiles/demo" in line)
+
+
+def test_the_demo_skips_the_slurm_plugins_probe_only_where_no_controller_answers(tmp_path):
+    """The SLURM executor plugin runs `scontrol show config` at every Snakemake start (9 s to fail where the client
+    is installed and no controller answers): the local demo puts an scontrol that fails at once first on PATH
+    there, and nowhere else."""
+    stand_in = Path(__file__).resolve().parents[1] / "profiles/demo/no_slurm"
+    assert str(stand_in) in _make_demo_command(tmp_path / "down", 1)
+    assert "no_slurm" not in _make_demo_command(tmp_path / "up", 0)
+    assert "no_slurm" not in _make_demo_command(tmp_path / "none", None)
+    out = subprocess.run([str(stand_in / "scontrol"), "show", "config"], capture_output=True, text=True, timeout=5)
+    assert out.returncode != 0 and "no SLURM controller" in out.stderr
