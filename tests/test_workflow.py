@@ -221,7 +221,7 @@ def test_qwen2_5_vl_runs_through_the_same_dag(workdir):
         (t, m) for t in ("classification", "generation", "cloze", "likelihood", "likelihood_qa")
         for m in ("image_text", "text")}
     assert all(r["n"] > 0 for r in metrics["results"])
-    log = (workdir / "logs/evaluate/tiny-qwen/seed42/vanilla/forget_10.log").read_text()
+    log = (workdir / "logs/evaluate/tiny-qwen/seed42/vanilla/ratio_10.log").read_text()
     assert "few-shot prefix not reused for qwen2_5_vl: multimodal rotary positions" in log
     for target in targets[1:]:
         assert all(r["n"] > 0 for r in json.loads((workdir / target).read_text())["results"]), target
