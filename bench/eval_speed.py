@@ -18,9 +18,9 @@ results/bench.json ("eval_speedup", "eval_speedup_trained", raw figures under "e
 headline ratio as its last line.
 
 Also the cost of the teacher-forced privacy tasks (likelihood, likelihood_qa) relative to the paper's three
-tasks: the time they add to an evaluation job, i.e. ``runner.evaluate_split`` with the paper's tasks and the privacy
-tasks minus with the paper's tasks alone (``likelihood`` is scored on the generation task's prefill when both
-run, so its time alone overstates what it adds), on every split an unlearned run's job scores (the holdout:
+tasks: the time they add to an evaluation job, i.e. ``runner.evaluate_split`` with the paper's tasks and the
+privacy tasks minus with the paper's tasks alone (``likelihood`` is scored on the generation task's prefill when
+both run, so its time alone overstates what it adds), on every split an unlearned run's job scores (the holdout:
 privacy tasks only), same model, each the fastest of 3 interleaved passes ("privacy_eval_overhead": the added
 seconds / the paper tasks' seconds over the job, per split beside it; issue 16's goal is <= 0.30). The option
 probabilities and truth ratios come from classification's option log-likelihoods and cost nothing extra.

@@ -60,7 +60,7 @@ rule figures:
     params:
         classification_metric=config["report"]["classification_metric"],
         code=code_version(f"{PKG}/io.py", f"{PKG}/report", "workflow_scripts/figures.py"),
-    threads: 2  # a process per figure: nothing else runs this late (the demo: 11 -> 6 s, README "Demo time")
+    threads: 2  # a process per figure: nothing else runs this late (the demo: 12.4 -> 7.0 s, README "Demo time")
     conda:
         "../envs/mmunlearn.yaml"
     log:

@@ -26,8 +26,8 @@ CPU_RULES = {"pretrain_tiny_base"}
 LOCAL_RULES = {"prepare_data", "prepare_utility", "validate_data", "make_split", "judge", "review_llava_bench",
                "aggregate", "tables", "figures"}
 # completed jobs per run. The study in tests/slurm/config.yaml: base, vanilla, oracle_10, ga/npo multimodal x
-# {forget_10, celebrity, llava_bench}: base and vanilla a job for ratio 10 (forget_10) and one for the two ratio-free sets,
-# the others one job per run.
+# {forget_10, celebrity, llava_bench}: base and vanilla a job for ratio 10 (forget_10) and one for the two
+# ratio-free sets, the others one job per run.
 COMPLETED = {
     "study": {"pretrain_tiny_base": 1, "finetune_vanilla": 1, "finetune_oracle": 1, "unlearn": 2, "evaluate": 3,
               "evaluate_ratio": 2, "evaluate_ratio_free": 2},
