@@ -2,7 +2,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-_NO_SLURM = None  # the folder of the stand-in scontrol, while the session uses one
+# An scontrol that fails at once; the Makefile puts the same folder first on PATH for its local runs.
+NO_SLURM = REPO / "profiles" / "demo" / "no_slurm"
 
 
 def slurm_controller_answers(timeout: float = 3.0) -> bool:
@@ -30,18 +30,9 @@ def pytest_configure(config):
     an `scontrol` that fails at once stands first on PATH, which is what the plugin meets where SLURM is not
     installed (it reads no MinJobAge either way). A reachable controller is left alone. `make test-slurm`, which
     runs its own daemons, is not a pytest session."""
-    global _NO_SLURM
     if shutil.which("scontrol") is None or slurm_controller_answers():
         return
-    _NO_SLURM = Path(tempfile.mkdtemp(prefix="mmu-no-slurm-"))
-    (_NO_SLURM / "scontrol").write_text("#!/bin/sh\necho 'scontrol: no SLURM controller (tests/conftest.py)' >&2\nexit 1\n")
-    (_NO_SLURM / "scontrol").chmod(0o755)
-    os.environ["PATH"] = f"{_NO_SLURM}{os.pathsep}{os.environ.get('PATH', '')}"
-
-
-def pytest_unconfigure(config):
-    if _NO_SLURM is not None:
-        shutil.rmtree(_NO_SLURM, ignore_errors=True)
+    os.environ["PATH"] = f"{NO_SLURM}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 @pytest.fixture(scope="session")
