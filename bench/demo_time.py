@@ -28,14 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
-from conftest import NO_SLURM, TOOL_ENV, copy_project, slurm_controller_answers  # noqa: E402
+from conftest import TOOL_ENV, copy_project, path_without_slurm_probe  # noqa: E402
 from mmunlearn.io import write_json_atomic  # noqa: E402
 from mmunlearn.runlog import critical_path, job_times, parse_dag, rule_totals  # noqa: E402
 
-ENV = {**os.environ, **TOOL_ENV}
-if shutil.which("scontrol") and not slurm_controller_answers():
-    # as `make demo` does: the SLURM plugin's probe at Snakemake's start fails at once, not after 9 s
-    ENV["PATH"] = f"{NO_SLURM}{os.pathsep}{ENV.get('PATH', '')}"
+# as `make demo` does: the SLURM plugin's probe at Snakemake's start fails at once, not after 9 s
+ENV = {**os.environ, **TOOL_ENV, "PATH": path_without_slurm_probe(TOOL_ENV["PATH"])}
 
 
 def dag(workdir: Path) -> tuple[dict, list]:

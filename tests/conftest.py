@@ -23,6 +23,13 @@ def slurm_controller_answers(timeout: float = 3.0) -> bool:
         return False
 
 
+def path_without_slurm_probe(path: str) -> str:
+    """``path`` with NO_SLURM first where SLURM's client is installed but no controller answers; else as is."""
+    if shutil.which("scontrol") is None or slurm_controller_answers():
+        return path
+    return f"{NO_SLURM}{os.pathsep}{path}"
+
+
 def pytest_configure(config):
     """Where SLURM's client is installed but no controller answers (this machine after `make test-slurm` stopped
     its daemons; a workstation with slurm-client), the SLURM executor plugin runs `scontrol show config` whenever
@@ -30,9 +37,7 @@ def pytest_configure(config):
     an `scontrol` that fails at once stands first on PATH, which is what the plugin meets where SLURM is not
     installed (it reads no MinJobAge either way). A reachable controller is left alone. `make test-slurm`, which
     runs its own daemons, is not a pytest session."""
-    if shutil.which("scontrol") is None or slurm_controller_answers():
-        return
-    os.environ["PATH"] = f"{NO_SLURM}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ["PATH"] = path_without_slurm_probe(os.environ.get("PATH", ""))
 
 
 @pytest.fixture(scope="session")

@@ -70,14 +70,16 @@ def critical_path(jobs: dict[int, dict], nodes: dict, edges: list) -> list[dict]
     ready = [n for n, k in waiting.items() if k == 0]
     while ready:
         n = ready.pop()
-        rule, label_pairs = nodes[n]
+        rule, label = nodes[n][0], set(nodes[n][1])
         # --dag labels a job with only the wildcards that none of its direct dependencies has (Snakemake's
         # DAG.new_wildcards): a job is this node's if it carries the label's and the rest are its dependencies'
         inherited = set().union(*(pairs_of[p] for p in preds[n]))
         match = next((i for i, (r, pairs, _) in enumerate(unmatched)
-                      if r == rule and set(label_pairs) <= pairs <= set(label_pairs) | inherited), None)
-        job = unmatched.pop(match)[2] if match is not None else None
-        pairs_of[n] = _wildcard_pairs(job["wildcards"]) if job else set(label_pairs) | inherited
+                      if r == rule and label <= pairs <= label | inherited), None)
+        if match is None:
+            job, pairs_of[n] = None, label | inherited
+        else:
+            _, pairs_of[n], job = unmatched.pop(match)
         before = max((best[p] for p in preds[n]), key=lambda t: t[0], default=(0.0, []))
         best[n] = (before[0] + ((job["end"] - job["start"]) if job else 0.0), before[1] + ([job] if job else []))
         for s in succs[n]:
